@@ -1,0 +1,140 @@
+"""The `gex` command: the same operations as the app's pages, headless."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gexcore.errors import GexError
+
+__all__ = ["main", "build_parser"]
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `EXPRESSION [--clinical FILE]` arguments every command that reads a cohort shares."""
+    parser.add_argument("expression", type=Path,
+                        help="expression file (CSV/TSV/TXT[.gz], Parquet, h5ad, GCT, GEO series "
+                             "matrix) or a folder of GDC STAR count files")
+    parser.add_argument("--clinical", type=Path, help="clinical table to join on sample id "
+                        "(CSV/TSV, cBioPortal clinical file, Xena phenotype)")
+    g = parser.add_argument_group("reader options")
+    g.add_argument("--format", default="auto",
+                   choices=["auto", "table", "parquet", "h5ad", "gct", "geo", "gdc_star"],
+                   help="file format (default: detected from the content)")
+    g.add_argument("--orientation", default="auto",
+                   choices=["auto", "genes_by_samples", "samples_by_genes"],
+                   help="layout of a plain table (default: detected from the ids)")
+    g.add_argument("--gene-id", default="auto", choices=["auto", "symbol", "ensembl", "as_is"],
+                   help="which gene id becomes the gene name (default: symbol where known)")
+    g.add_argument("--duplicates", default="auto", choices=["auto", "sum", "mean", "first"],
+                   help="how to merge duplicated genes (default: sum counts, average the rest)")
+    g.add_argument("--scale", default="auto",
+                   choices=["auto", "counts", "linear", "log", "z-scored"],
+                   help="declare the value scale (counts are then checked for negatives)")
+    g.add_argument("--star-value", default="unstranded",
+                   choices=["unstranded", "tpm_unstranded", "fpkm_uq_unstranded"],
+                   help="GDC STAR column to read")
+    g.add_argument("--sample-sheet", type=Path, help="GDC sample sheet (default: found in the folder)")
+    g.add_argument("--sample-column", help="id column of the clinical table")
+    g.add_argument("--time-column", help="survival time column (default: detected)")
+    g.add_argument("--event-column", help="survival event column (default: detected)")
+
+
+def read_from_args(args: argparse.Namespace):
+    """Call `read_cohort` with the shared input arguments."""
+    from gexcore.data.read import read_cohort
+
+    return read_cohort(
+        args.expression, args.clinical, format=args.format, orientation=args.orientation,
+        gene_id=args.gene_id, duplicates=args.duplicates, scale=args.scale,
+        star_value=args.star_value, sample_sheet=args.sample_sheet,
+        sample_column=args.sample_column, time_column=args.time_column,
+        event_column=args.event_column,
+    )
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from gexcore import keys
+    from gexcore.data.validate import ValidationReport
+
+    adata = read_from_args(args)
+    report = adata.uns[keys.UNS_VALIDATION]
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(ValidationReport(**report).lines()))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gexcore.data.demo import list_demos, load_demo
+
+    if args.name is None:
+        for d in list_demos():
+            tag = " [simulated]" if d.simulated else ""
+            print(f"{d.name:22s} {d.label}{tag}\n{'':22s} {d.description}")
+        return 0
+    adata = load_demo(args.name)
+    out = args.out or Path(f"{args.name}.h5ad")
+    _write_h5ad(adata, out)
+    print(f"wrote {out} ({adata.n_obs:,} samples x {adata.n_vars:,} genes)")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    if args.out.suffix != ".h5ad":
+        raise GexError(f"{args.out}: the output must end in .h5ad.")
+    adata = read_from_args(args)
+    _write_h5ad(adata, args.out)
+    print(f"wrote {args.out} ({adata.n_obs:,} samples x {adata.n_vars:,} genes)")
+    return 0
+
+
+def _write_h5ad(adata, out: Path) -> None:
+    from gexcore.atomic import atomic_write
+
+    atomic_write(out, lambda tmp: adata.write_h5ad(tmp))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gex", description="GexScope: self-supervised learning on bulk gene expression.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="validate a cohort and print its report",
+                       description="Read a cohort and print the validation report.")
+    add_input_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("demo", help="list the demo cohorts, or write one as .h5ad",
+                       description="Without NAME, list the demo cohorts; with NAME, write it.")
+    p.add_argument("name", nargs="?", help="demo cohort to write (see `gex demo`)")
+    p.add_argument("--out", type=Path, help="output .h5ad (default: NAME.h5ad)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("convert", help="read any supported input and write .h5ad",
+                       description="Read a cohort (+ clinical) and write it as one .h5ad file.")
+    add_input_arguments(p)
+    p.add_argument("out", type=Path, help="output .h5ad path")
+    p.set_defaults(func=_cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return args.func(args)
+    except (GexError, FileNotFoundError) as err:
+        print(f"gex {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

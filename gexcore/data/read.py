@@ -1,0 +1,243 @@
+"""`read_cohort`: one entry point from any supported expression file (+ clinical) to AnnData."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from gexcore import keys
+from gexcore.data._source import ParsedMatrix, available_memory, sniff_magic
+from gexcore.data.genes import Duplicates, GeneId, harmonize_genes
+from gexcore.data.tables import Orientation, read_delimited, read_parquet_table
+from gexcore.data.validate import ValidationReport, check_counts, summarize_values
+from gexcore.errors import InputError
+
+__all__ = ["read_cohort", "detect_format", "Format"]
+
+logger = logging.getLogger(__name__)
+
+Format = Literal["auto", "table", "parquet", "h5ad", "gct", "geo", "gdc_star"]
+DeclaredScale = Literal["auto", "counts", "linear", "log", "z-scored"]
+
+# Text tables take ~3x their cell count in bytes while being parsed.
+_PARSE_OVERHEAD = 3
+
+
+def read_cohort(
+    expression: str | Path,
+    clinical: str | Path | None = None,
+    *,
+    format: Format = "auto",
+    orientation: Orientation = "auto",
+    gene_id: GeneId = "auto",
+    duplicates: Duplicates = "auto",
+    scale: DeclaredScale = "auto",
+    star_value: Literal["unstranded", "tpm_unstranded", "fpkm_uq_unstranded"] = "unstranded",
+    sample_sheet: str | Path | None = None,
+    sample_column: str | None = None,
+    time_column: str | None = None,
+    event_column: str | None = None,
+    allow_missing: bool = True,
+    max_memory: int | None = None,
+) -> AnnData:
+    """Read an expression file (or GDC folder) and optional clinical table into AnnData.
+
+    Returns samples x genes float32 `X`, clinical columns in `obs` (survival as `obs['time']`,
+    `obs['event']`), gene ids in `var`, and `uns['validation']` / `uns['provenance']`.
+    Raises `InputError` naming the file, row or column when the input cannot be used.
+    """
+    path = Path(expression)
+    if not path.exists():
+        raise InputError(f"{path}: file or folder not found.")
+    fmt = detect_format(path) if format == "auto" else format
+    budget = max_memory if max_memory is not None else available_memory() // 2
+    parsed, existing = _parse(path, fmt, orientation=orientation, star_value=star_value,
+                              sample_sheet=sample_sheet, max_bytes=budget // _PARSE_OVERHEAD)
+    adata = _assemble(parsed, path, existing_obs=existing, gene_id=gene_id,
+                      duplicates=duplicates, scale=scale, allow_missing=allow_missing)
+    if clinical is not None:
+        _attach_clinical(adata, Path(clinical), sample_column=sample_column)
+    _attach_survival(adata, time_column=time_column, event_column=event_column,
+                     source=Path(clinical).name if clinical is not None else path.name)
+    adata.uns[keys.UNS_VALIDATION] = adata.uns.pop("_report").to_dict()
+    adata.uns[keys.UNS_PROVENANCE] = {
+        "source": str(path), "format": parsed.format, "simulated": False,
+        "clinical": str(clinical) if clinical is not None else "",
+    }
+    logger.info("read %s: %d samples x %d genes", path.name, adata.n_obs, adata.n_vars)
+    return adata
+
+
+def detect_format(path: Path) -> Format:
+    """Pick a reader from the path and the first bytes; never trusts the extension alone."""
+    if path.is_dir():
+        return "gdc_star"
+    head = _peek(path)
+    kind = sniff_magic(head)
+    if kind and kind.startswith("HDF5"):
+        return "h5ad"
+    if kind == "Parquet":
+        return "parquet"
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    if text.startswith("#1.2") or text.startswith("#1.3"):
+        return "gct"
+    if text.startswith("!Series_") or text.startswith("!Sample_"):
+        return "geo"
+    if text.startswith("# gene-model"):
+        return "gdc_star"
+    return "table"
+
+
+def _peek(path: Path, n: int = 4096) -> bytes:
+    with open(path, "rb") as fh:
+        head = fh.read(n)
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                return fh.read(n)
+        except (EOFError, OSError) as err:
+            raise InputError(f"{path.name}: the gzip stream is truncated or corrupt ({err}); "
+                             "re-download the file.") from err
+    return head
+
+
+def _parse(path: Path, fmt: str, *, orientation, star_value, sample_sheet, max_bytes):
+    """Run the format's parser; h5ad also hands back the obs it already carries."""
+    if fmt == "table":
+        return read_delimited(path, orientation=orientation, max_bytes=max_bytes), None
+    if fmt == "parquet":
+        _check_size(path, max_bytes)
+        return read_parquet_table(path, orientation=orientation), None
+    if fmt == "h5ad":
+        return _read_h5ad(path, max_bytes)
+    if fmt == "gct":
+        from gexcore.data.gct import read_gct
+        return read_gct(path, max_bytes=max_bytes), None
+    if fmt == "geo":
+        from gexcore.data.geo import read_geo_series_matrix
+        return read_geo_series_matrix(path, max_bytes=max_bytes), None
+    if fmt == "gdc_star":
+        from gexcore.data.gdc import find_sample_sheet, read_gdc_star
+        folder = path if path.is_dir() else path.parent
+        sheet = sample_sheet if sample_sheet is not None else find_sample_sheet(folder)
+        return read_gdc_star(path, sample_sheet=sheet, value=star_value, max_bytes=max_bytes), None
+    raise ValueError(f"unknown format {fmt!r}; choose one of {Format.__args__}.")
+
+
+def _check_size(path: Path, max_bytes: int) -> None:
+    if path.stat().st_size > max_bytes:
+        raise InputError(f"{path.name}: {path.stat().st_size / 2**30:.1f} GiB is more than this "
+                         "machine can hold as a matrix; subset it first.")
+
+
+def _read_h5ad(path: Path, max_bytes: int) -> tuple[ParsedMatrix, pd.DataFrame]:
+    import anndata
+
+    _check_size(path, max_bytes)
+    try:
+        src = anndata.read_h5ad(path)
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise InputError(f"{path.name}: not a readable .h5ad file ({err}).") from err
+    X = src.X.toarray() if hasattr(src.X, "toarray") else np.asarray(src.X)
+    X = X.astype(np.float32)
+    if np.isinf(X).any():
+        r, c = np.argwhere(np.isinf(X))[0]
+        raise InputError(f"{path.name}: sample '{src.obs_names[r]}', gene '{src.var_names[c]}' "
+                         "is infinite; replace it with a finite value or NaN.")
+    parsed = ParsedMatrix(values=X, samples=pd.Index(src.obs_names), genes=src.var.copy(),
+                          format="h5ad")
+    return parsed, src.obs.copy()
+
+
+def _assemble(parsed: ParsedMatrix, path: Path, *, existing_obs, gene_id, duplicates, scale,
+              allow_missing) -> AnnData:
+    """Harmonise genes, check values, and build the AnnData with its validation report."""
+    counts = parsed.count_based or scale == "counts"
+    values, var, gene_summary = harmonize_genes(parsed.values, parsed.genes, gene_id=gene_id,
+                                                duplicates=duplicates, count_based=counts)
+    if counts:
+        check_counts(values, parsed.samples, var.index, path.name)
+    if not allow_missing and np.isnan(values).any():
+        r, c = np.argwhere(np.isnan(values))[0]
+        raise InputError(f"{path.name}: sample '{parsed.samples[r]}', gene '{var.index[c]}' is "
+                         "missing, and missing values were not allowed; fill or drop them.")
+    obs = existing_obs if existing_obs is not None else pd.DataFrame(index=parsed.samples)
+    obs.index = pd.Index(parsed.samples.astype(str), name=None)
+    if parsed.sample_info is not None:
+        info = parsed.sample_info.set_axis(obs.index)
+        obs = obs.join(info[[c for c in info.columns if c not in obs.columns]])
+    if keys.OBS_PATIENT not in obs:
+        from gexcore.data.clinical import patient_ids
+        obs[keys.OBS_PATIENT] = np.asarray(patient_ids(obs.index))
+    summary = summarize_values(values)
+    if scale != "auto":
+        summary["scale"] = f"{scale} (declared; detected {summary['scale']})"
+    report = ValidationReport(source=path.name, format=parsed.format, n_samples=len(obs),
+                              n_genes=len(var), orientation=parsed.orientation,
+                              gene_ids=gene_summary, notes=list(parsed.notes), **summary)
+    if gene_summary["n_duplicated_genes"]:
+        report.warnings.append(
+            f"{gene_summary['n_duplicated_genes']} gene id(s) occurred more than once "
+            f"(e.g. {', '.join(gene_summary['duplicated_examples'][:3])}); merged by "
+            f"{gene_summary['duplicates_merged_by']}.")
+    adata = AnnData(X=values, obs=h5ad_safe(obs), var=h5ad_safe(var))
+    adata.uns["_report"] = report
+    return adata
+
+
+def _attach_clinical(adata: AnnData, path: Path, *, sample_column: str | None) -> None:
+    from gexcore.data.clinical import join_clinical, read_clinical
+
+    table = read_clinical(path, sample_column=sample_column)
+    joined, join = join_clinical(adata.obs_names, table)
+    joined = joined.set_axis(adata.obs_names)
+    new = joined[[c for c in joined.columns if c not in (keys.OBS_PATIENT,)]]
+    adata.obs = h5ad_safe(adata.obs.drop(columns=[c for c in new.columns if c in adata.obs])
+                          .join(new))
+    report = adata.uns["_report"]
+    report.clinical = {"file": path.name, "n_matched": int(join.n_matched),
+                       "n_samples": int(join.n_samples), "match_level": str(join.match_level),
+                       "summary": join.summary()}
+    if join.n_matched < join.n_samples:
+        report.warnings.append(join.summary())
+
+
+def _attach_survival(adata: AnnData, *, time_column: str | None, event_column: str | None,
+                     source: str) -> None:
+    """Turn the detected (or named) survival columns into float `obs['time']`, `obs['event']`."""
+    from gexcore.data.clinical import detect_survival, survival_arrays
+
+    frame = adata.obs.astype(object)            # categories back to plain values for parsing
+    frame.attrs["source"] = source
+    cols = detect_survival(frame, time_column=time_column, event_column=event_column)
+    if cols is None or cols.time_column is None:
+        return
+    time, event = survival_arrays(frame, cols)
+    adata.obs[keys.OBS_TIME] = np.asarray(time, dtype=np.float32)
+    adata.obs[keys.OBS_EVENT] = np.asarray(event, dtype=np.float32)
+    info = {"time_column": cols.time_column, "event_column": cols.event_column,
+            "time_unit": cols.time_unit, "endpoint": str(cols.endpoint),
+            "n_with_time": int(np.isfinite(time).sum()), "n_events": int(np.nansum(event))}
+    adata.uns[keys.UNS_SURVIVAL] = info
+    adata.uns["_report"].survival = info
+
+
+def h5ad_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Make obs/var columns writable to .h5ad: mixed object columns become categorical strings."""
+    out = frame.copy()
+    out.columns = [str(c) for c in out.columns]
+    for name in out.columns:
+        col = out[name]
+        if col.dtype == object or pd.api.types.is_string_dtype(col):
+            numeric = pd.to_numeric(col, errors="coerce")
+            if numeric.notna().sum() == col.notna().sum() and col.notna().any():
+                out[name] = numeric
+            else:
+                out[name] = col.astype("string").astype("category")
+    return out

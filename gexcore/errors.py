@@ -1,0 +1,21 @@
+"""Exceptions raised by gexcore; each subclasses a builtin so ordinary `except` clauses still work."""
+
+from __future__ import annotations
+
+__all__ = ["GexError", "InputError", "GeneMismatchError", "CheckpointError"]
+
+
+class GexError(Exception):
+    """Base class for every error gexcore raises on purpose; its message is meant for the user."""
+
+
+class InputError(GexError, ValueError):
+    """Bad user input; the message names the file, row or column, and the fix."""
+
+
+class GeneMismatchError(InputError):
+    """A cohort's genes do not match what a model or normaliser expects."""
+
+
+class CheckpointError(GexError, OSError):
+    """A checkpoint folder is missing, incomplete or written by an incompatible model."""

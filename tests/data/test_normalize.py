@@ -1,0 +1,79 @@
+"""Normalisation: fit on training samples, apply to new ones, save and load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from anndata import AnnData
+from sklearn.exceptions import NotFittedError
+
+from gexcore.data.normalize import NormalizeConfig, Normalizer, log_cpm
+from gexcore.errors import InputError
+
+
+def _counts(n=40, g=30, seed=0) -> AnnData:
+    rng = np.random.default_rng(seed)
+    X = rng.poisson(rng.gamma(2.0, 50.0, size=g), size=(n, g)).astype(np.float32)
+    adata = AnnData(X)
+    adata.var_names = [f"G{i}" for i in range(g)]
+    return adata
+
+
+def test_log_cpm_matches_direct_formula():
+    X = np.array([[1, 3], [0, 10]], np.float32)
+    expected = np.log1p(X / X.sum(1, keepdims=True) * 1e6)
+    np.testing.assert_allclose(log_cpm(X), expected, rtol=1e-6)
+
+
+def test_auto_picks_log_cpm_for_counts_and_zscores_on_training_stats():
+    train, test = _counts(seed=0), _counts(seed=1)
+    norm = Normalizer().fit(train)
+    assert norm.transform_ == "log_cpm"
+    out = norm.transform(train)
+    np.testing.assert_allclose(out.X.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(out.X.std(0), 1, atol=1e-3)
+    # New samples use the training mean/sd, not their own.
+    manual = (log_cpm(test.X) - norm.mean_) / norm.std_
+    np.testing.assert_allclose(norm.transform(test).X, manual, rtol=1e-5, atol=1e-5)
+
+
+def test_top_genes_selected_by_training_variance():
+    adata = _counts()
+    adata.X[:, 7] = adata.X[:, 7] * np.tile([0.01, 100], 20)    # make G7 wildly variable
+    norm = Normalizer(NormalizeConfig(n_top_genes=5)).fit(adata)
+    assert len(norm.genes_) == 5 and "G7" in norm.genes_
+
+
+def test_save_load_round_trip(tmp_path):
+    train, test = _counts(seed=0), _counts(seed=2)
+    norm = Normalizer(NormalizeConfig(n_top_genes=10)).fit(train)
+    norm.save(tmp_path / "normalizer.json")
+    again = Normalizer.load(tmp_path / "normalizer.json")
+    np.testing.assert_array_equal(norm.transform(test).X, again.transform(test).X)
+
+
+def test_missing_genes_are_nan_and_flagged():
+    train = _counts()
+    norm = Normalizer().fit(train)
+    partial = train[:, 5:].copy()
+    out = norm.transform(partial)
+    assert out.n_vars == train.n_vars
+    assert np.isnan(out.X[:, :5]).all() and not np.isnan(out.X[:, 5:]).any()
+    assert out.var["observed"].sum() == train.n_vars - 5
+
+
+def test_log_transform_refuses_negative_values():
+    adata = _counts()
+    norm = Normalizer(NormalizeConfig(transform="log2p1")).fit(adata)
+    adata.X[3, 4] = -1.0
+    with pytest.raises(InputError, match="gene 'G4' of sample 4 is negative"):
+        norm.transform(adata)
+
+
+def test_unfitted_and_bad_config():
+    with pytest.raises(NotFittedError):
+        Normalizer().transform(_counts())
+    with pytest.raises(ValueError, match="transform must be one of"):
+        NormalizeConfig(transform="vst")
+    with pytest.raises(ValueError, match="unknown NormalizeConfig key"):
+        NormalizeConfig.from_dict({"zscore": True, "center": 1})
