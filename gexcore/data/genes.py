@@ -14,6 +14,8 @@ __all__ = ["strip_ensembl_version", "looks_like_ensembl", "harmonize_genes", "al
 
 _ENSEMBL = r"^(ENS[A-Z]*[GTP]\d{11})(?:\.\d+)?(_PAR_Y)?$"
 
+_PROBE = r"_at$|^ILMN_\d+$|^A_\d+_P\d+$"          # Affymetrix, Illumina, Agilent
+
 GeneId = Literal["auto", "symbol", "ensembl", "as_is"]
 Duplicates = Literal["auto", "sum", "mean", "first"]
 
@@ -117,7 +119,11 @@ def _id_kind(var: pd.DataFrame) -> str:
     has_sym, has_ens = keys.VAR_SYMBOL in var, keys.VAR_ENSEMBL in var
     if has_sym and has_ens:
         return "symbol+ensembl"
-    return "ensembl" if has_ens else "symbol/other"
+    if has_ens:
+        return "ensembl"
+    if pd.Series(var.index, dtype="string").str.contains(_PROBE).mean() > 0.5:
+        return "microarray probe ids (map them to genes with the platform annotation)"
+    return "symbol"
 
 
 def align_to_genes(values: np.ndarray, genes: pd.Index, vocabulary: pd.Index | list[str], *,

@@ -15,7 +15,9 @@ from gexcore import keys
 from gexcore.data._source import ParsedMatrix, available_memory, sniff_magic
 from gexcore.data.genes import Duplicates, GeneId, harmonize_genes
 from gexcore.data.tables import Orientation, read_delimited, read_parquet_table
-from gexcore.data.validate import ValidationReport, check_counts, summarize_values
+from gexcore.data.validate import (
+    ValidationReport, check_counts, describe_columns, summarize_values,
+)
 from gexcore.errors import InputError
 
 __all__ = ["read_cohort", "detect_format", "Format"]
@@ -65,7 +67,9 @@ def read_cohort(
         _attach_clinical(adata, Path(clinical), sample_column=sample_column)
     _attach_survival(adata, time_column=time_column, event_column=event_column,
                      source=Path(clinical).name if clinical is not None else path.name)
-    adata.uns[keys.UNS_VALIDATION] = adata.uns.pop("_report").to_dict()
+    report = adata.uns.pop("_report")
+    report.columns = describe_columns(adata.obs)
+    adata.uns[keys.UNS_VALIDATION] = report.to_dict()
     adata.uns[keys.UNS_PROVENANCE] = {
         "source": str(path), "format": parsed.format, "simulated": False,
         "clinical": str(clinical) if clinical is not None else "",
@@ -206,6 +210,10 @@ def _attach_clinical(adata: AnnData, path: Path, *, sample_column: str | None) -
                        "summary": join.summary()}
     if join.n_matched < join.n_samples:
         report.warnings.append(join.summary())
+    if dropped := table.attrs.get("n_duplicates_dropped", 0):
+        report.warnings.append(
+            f"{path.name}: {dropped} duplicated id(s) (e.g. "
+            f"{', '.join(map(str, table.attrs.get('duplicate_ids', [])[:3]))}); kept the first row.")
 
 
 def _attach_survival(adata: AnnData, *, time_column: str | None, event_column: str | None,

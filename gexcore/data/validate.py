@@ -34,6 +34,7 @@ class ValidationReport:
     gene_ids: dict = field(default_factory=dict)
     clinical: dict = field(default_factory=dict)
     survival: dict = field(default_factory=dict)
+    columns: dict = field(default_factory=dict)      # obs column -> short description
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -62,6 +63,10 @@ class ValidationReport:
             out.append(f"survival:    time={s['time_column']} ({s['time_unit']}), "
                        f"event={s['event_column']}; {s['n_events']} events in {s['n_with_time']} "
                        f"samples with a time")
+        if self.columns:
+            shown = [f"{k} ({v})" for k, v in list(self.columns.items())[:12]]
+            more = len(self.columns) - len(shown)
+            out.append("columns:     " + ", ".join(shown) + (f", +{more} more" if more > 0 else ""))
         out += [f"note:        {n}" for n in self.notes]
         out += [f"WARNING:     {w}" for w in self.warnings]
         return out
@@ -132,4 +137,17 @@ def describe(adata, *, source: str, format: str) -> ValidationReport:
         info.update(n_with_time=int(np.isfinite(time).sum()),
                     n_events=int(np.nansum(adata.obs[keys.OBS_EVENT].to_numpy(float))))
         report.survival = info
+    report.columns = describe_columns(adata.obs)
     return report
+
+
+def describe_columns(obs: pd.DataFrame) -> dict:
+    """obs column -> "7 values" (categorical) or "numeric" / "numeric, 12% missing"."""
+    out = {}
+    for name in obs.columns:
+        col = obs[name]
+        missing = col.isna().mean()
+        kind = ("numeric" if pd.api.types.is_numeric_dtype(col)
+                else f"{col.nunique()} values")
+        out[str(name)] = kind + (f", {missing:.0%} missing" if missing > 0 else "")
+    return out

@@ -1,0 +1,85 @@
+"""The `gex` command: info, demo, convert; errors as one message, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pytest
+
+from gexcore.cli import main
+
+DATA = Path(__file__).resolve().parents[1] / "assets" / "data"
+GSE = DATA / "gse7390_breast"
+TISSUE = DATA / "tissue_gene_expression"
+
+
+def test_info_gse7390(capsys):
+    assert main(["info", str(GSE / "expression.csv.gz"), "--clinical", str(GSE / "clinical.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "198 samples x 76 genes" in out
+    assert "198 of 198 samples matched" in out
+    assert "time=tdm_days (days), event=tdm_event; 51 events in 198" in out
+    assert "probe ids" in out
+
+
+def test_info_tissue_json(capsys):
+    assert main(["info", str(TISSUE / "expression.csv.gz"), "--clinical",
+                 str(TISSUE / "clinical.csv"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["n_samples"], report["n_genes"]) == (189, 500)
+    assert report["scale"] == "log" and report["columns"]["tissue"] == "7 values"
+
+
+def test_bad_input_is_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("gene,S1\nTP53,oops\n")
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gex info: error: bad.csv:") and "Traceback" not in err
+
+
+def test_bad_time_column_lists_columns(capsys):
+    code = main(["info", str(GSE / "expression.csv.gz"), "--clinical", str(GSE / "clinical.csv"),
+                 "--time-column", "OS_days"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "OS_days" in err and "tdm_days" in err
+
+
+def test_convert_round_trip(tmp_path, capsys):
+    out = tmp_path / "gse.h5ad"
+    assert main(["convert", str(GSE / "expression.csv.gz"), "--clinical",
+                 str(GSE / "clinical.csv"), str(out)]) == 0
+    adata = anndata.read_h5ad(out)
+    assert adata.shape == (198, 76) and adata.obs["event"].sum() == 51
+    assert not list(tmp_path.glob(".*.tmp")), "temp file left behind"
+
+
+def test_convert_refuses_other_suffix(tmp_path, capsys):
+    assert main(["convert", str(GSE / "expression.csv.gz"), str(tmp_path / "x.csv")]) == 2
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_demo_list_and_write(tmp_path, capsys):
+    assert main(["demo"]) == 0
+    listing = capsys.readouterr().out
+    assert "simulated_pancancer" in listing and "[simulated]" in listing and "gse7390" in listing
+    out = tmp_path / "tissue.h5ad"
+    assert main(["demo", "tissue", "--out", str(out)]) == 0
+    assert anndata.read_h5ad(out).shape == (189, 500)
+
+
+def test_demo_unknown_name(capsys):
+    assert main(["demo", "tcga"]) == 2
+    assert "choose one of: simulated_pancancer" in capsys.readouterr().err
+
+
+def test_console_script_help_runs():
+    result = subprocess.run([sys.executable, "-m", "gexcore.cli", "info", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "--clinical" in result.stdout and "--orientation" in result.stdout
