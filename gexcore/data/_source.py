@@ -157,22 +157,26 @@ def to_float_matrix(frame: pd.DataFrame, path: Path, *, rows: str, cols: str) ->
     Missing tokens (empty, NA, NaN, null, ...) become NaN; infinities are refused. `rows` and
     `cols` name what the table's rows and columns hold ("gene", "sample") for the error message.
     """
-    if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
-        values = frame.to_numpy(dtype=np.float64)
-    else:
-        text = frame.astype("string").apply(lambda s: s.str.strip())
-        missing = text.isna() | text.apply(lambda s: s.str.lower().isin(MISSING_TOKENS))
-        numeric = text.apply(pd.to_numeric, errors="coerce")
-        bad = numeric.isna().to_numpy() & ~missing.to_numpy()
+    values = np.empty(frame.shape, dtype=np.float64)
+    is_num = np.array([pd.api.types.is_numeric_dtype(t) for t in frame.dtypes], dtype=bool)
+    if is_num.any():
+        values[:, is_num] = frame.loc[:, is_num].to_numpy(dtype=np.float64)
+    if not is_num.all():
+        # All text cells in one flat vectorised pass rather than a loop over columns.
+        block = frame.loc[:, ~is_num]
+        text = pd.Series(block.to_numpy(dtype=object).ravel(), dtype="string").str.strip()
+        numeric = pd.to_numeric(text, errors="coerce")
+        missing = text.isna() | text.str.lower().isin(MISSING_TOKENS)
+        bad = (numeric.isna() & ~missing).to_numpy(dtype=bool).reshape(block.shape)
         if bad.any():
             r, c = np.argwhere(bad)[0]
             raise InputError(
                 f"{path.name}: {rows} '{frame.index[r]}' (row {r + 1} of the data), {cols} "
-                f"'{frame.columns[c]}' holds '{text.iat[r, c]}', which is not a number "
+                f"'{block.columns[c]}' holds '{block.iat[r, c]}', which is not a number "
                 f"({int(bad.sum())} such cell(s)). Fix or blank those cells; missing values may be "
                 "written as empty, NA or NaN."
             )
-        values = numeric.to_numpy(dtype=np.float64)
+        values[:, ~is_num] = numeric.to_numpy(dtype=np.float64, na_value=np.nan).reshape(block.shape)
     inf = np.isinf(values)
     if inf.any():
         r, c = np.argwhere(inf)[0]

@@ -77,3 +77,23 @@ def test_unfitted_and_bad_config():
         NormalizeConfig(transform="vst")
     with pytest.raises(ValueError, match="unknown NormalizeConfig key"):
         NormalizeConfig.from_dict({"zscore": True, "center": 1})
+
+
+def test_simulated_log_cohort_with_missing_values(tiny_cohort):
+    """Log-scale input is not re-logged; statistics come from training rows only, NaNs ignored."""
+    train, test = tiny_cohort[:40].copy(), tiny_cohort[40:].copy()
+    norm = Normalizer().fit(train)
+    assert norm.transform_ == "none" and norm.n_samples_fit_ == 40
+    np.testing.assert_allclose(norm.mean_, np.nan_to_num(np.nanmean(train.X, axis=0)), rtol=1e-5)
+    out = norm.transform(test)
+    np.testing.assert_array_equal(np.isnan(out.X), np.isnan(test.X))   # missing stays missing
+    assert out.obs_names.equals(test.obs_names)
+
+
+def test_read_h5ad_keeps_simulated_survival(tiny_cohort, tmp_path):
+    from gexcore.data import read_cohort
+
+    tiny_cohort.write_h5ad(tmp_path / "tiny.h5ad")
+    again = read_cohort(tmp_path / "tiny.h5ad")
+    np.testing.assert_array_equal(again.X, tiny_cohort.X)
+    assert again.uns["validation"]["survival"]["n_events"] == int(np.nansum(tiny_cohort.obs["event"]))
