@@ -48,6 +48,9 @@ class ParsedMatrix:
     orientation: str = "samples x genes"    # how the file laid them out, for the report
 
 
+_MAX_DEFLATE_RATIO = 1032                   # deflate's worst-case expansion limit
+
+
 def sniff_magic(head: bytes) -> str | None:
     """Name the binary container `head` starts with, or None."""
     for magic, name in _MAGIC.items():
@@ -88,11 +91,18 @@ def read_text(path: Path, *, max_bytes: int | None = None) -> str:
     is_gzip = head.startswith(b"\x1f\x8b")
     if max_bytes is not None:
         size = gzip_uncompressed_size(path) if is_gzip else path.stat().st_size
+        # A cut-short gzip ends in arbitrary bytes, not its size trailer; deflate never expands
+        # more than ~1032x, so a larger claim means truncation, not a huge file.
+        if is_gzip and size > _MAX_DEFLATE_RATIO * path.stat().st_size + 2**16:
+            raise InputError(f"{path.name}: the gzip stream is truncated or corrupt (its size "
+                             "trailer is impossible); re-download the file.")
         if size > max_bytes:
             raise InputError(
                 f"{path.name}: about {size / 2**30:.1f} GiB of text is more than this machine can "
                 f"hold as a matrix ({max_bytes / 2**30:.1f} GiB allowed); subset the genes or "
                 "samples first, or convert it to .h5ad on a larger machine (`gex convert`)."
+                + (" If the file is not that big, it is truncated: re-download it."
+                   if is_gzip else "")
             )
     raw = _decompress(path) if is_gzip else path.read_bytes()
     if not raw.strip():
@@ -134,11 +144,17 @@ def check_field_counts(text: str, sep: str, path: Path, *, first_line: int = 1) 
         newlines = np.append(newlines, len(buf))
     if len(newlines) < 2:
         return
-    seps = np.cumsum(buf == ord(sep))
-    per_line = np.diff(np.concatenate([[0], seps[newlines - 1]]))
+    # Separators before each line end, by binary search: a cumsum over every byte took 8 bytes
+    # of memory per character, and read a leading empty line as the whole file's count.
+    sep_at = np.flatnonzero(buf == ord(sep))
+    per_line = np.diff(np.searchsorted(sep_at, newlines), prepend=0)
     starts = np.concatenate([[0], newlines[:-1] + 1])
-    blank = (newlines - starts) <= 1                     # empty lines (or a lone '\r')
-    expected = per_line[0]
+    length = newlines - starts
+    # Empty lines, or a lone '\r'; a one-character line such as '3' is not blank.
+    blank = (length == 0) | ((length == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
+    if blank.all():
+        return
+    expected = per_line[np.argmax(~blank)]               # the header: first non-empty line
     bad = np.flatnonzero((per_line != expected) & ~blank)
     if len(bad):
         i = int(bad[0])
