@@ -203,10 +203,15 @@ def to_float_matrix(frame: pd.DataFrame, path: Path, *, rows: str, cols: str) ->
     return values.astype(np.float32)
 
 
-def table_from_text(text: str, sep: str, path: Path, **kwargs) -> pd.DataFrame:
-    """Parse delimited text into strings-or-numbers without guessing NA values away."""
+def missing_token_variants() -> list[str]:
+    """MISSING_TOKENS in the casings files use (NA, Na, na), for pandas' exact-match na_values."""
+    return sorted({v for t in MISSING_TOKENS for v in (t, t.upper(), t.capitalize())})
+
+
+def table_from_text(text: str, sep: str, path: Path, *, na_values=(), **kwargs) -> pd.DataFrame:
+    """Parse delimited text; only `na_values` become NaN, so ids like "NA" survive elsewhere."""
     try:
         return pd.read_csv(io.StringIO(text), sep=sep, dtype=None, keep_default_na=False,
-                           na_values=[], low_memory=False, **kwargs)
+                           na_values=na_values, low_memory=False, **kwargs)
     except (pd.errors.ParserError, ValueError) as err:
         raise InputError(f"{path.name}: could not parse as a table ({err}).") from err

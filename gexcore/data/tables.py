@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from gexcore.data._source import (
-    MISSING_TOKENS, ParsedMatrix, check_field_counts, read_text, table_from_text, to_float_matrix,
+    MISSING_TOKENS, ParsedMatrix, check_field_counts, missing_token_variants, read_text,
+    table_from_text, to_float_matrix,
 )
 from gexcore.data.genes import looks_like_ensembl
 from gexcore.errors import InputError
@@ -42,7 +43,10 @@ def read_delimited(path: Path, *, orientation: Orientation = "auto",
     check_field_counts(text, sep, path)
     # Header parsed apart so pandas cannot rename duplicated ids ("S1" -> "S1.1") behind our back.
     columns = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=sep))
-    frame = table_from_text(text, sep, path, header=None, skiprows=1)
+    # Missing tokens parse as NaN in value columns (keeping them numeric and fast), never in ids.
+    tokens = missing_token_variants()
+    frame = table_from_text(text, sep, path, header=None, skiprows=1,
+                            na_values={i: tokens for i in range(1, len(columns))})
     frame.columns = columns
     if frame.shape[0] == 0:
         raise InputError(f"{path.name}: has a header but no data rows.")
