@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 
 import anndata
-import numpy as np
-import pytest
 
 from gexcore.cli import main
 

@@ -59,6 +59,23 @@ def sniff_magic(head: bytes) -> str | None:
     return None
 
 
+def read_head(path: Path, n_bytes: int = 4096) -> bytes:
+    """First bytes of a plain or gzip file (even one cut short); b'' if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(65536)
+        if raw.startswith(b"\x1f\x8b"):
+            raw = zlib.decompressobj(wbits=31).decompress(raw, n_bytes)   # 31: gzip header
+    except (OSError, zlib.error):
+        return b""
+    return raw[:n_bytes]
+
+
+def read_head_text(path: Path, n_bytes: int = 4096) -> str:
+    """`read_head` decoded for sniffing a format's first lines."""
+    return read_head(path, n_bytes).decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
 def gzip_uncompressed_size(path: Path) -> int:
     """Uncompressed size from the gzip trailer (modulo 4 GiB, so only a lower bound)."""
     with open(path, "rb") as fh:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gexcore.data._source import (
-    ParsedMatrix, check_field_counts, read_text, table_from_text, to_float_matrix,
+    ParsedMatrix,
+    check_field_counts,
+    read_head_text,
+    read_text,
+    table_from_text,
+    to_float_matrix,
 )
 from gexcore.data.genes import looks_like_ensembl
 from gexcore.errors import InputError
@@ -30,7 +34,7 @@ _NOT_GIVEN = ["", "na", "NA", "-666", "nan", "NaN"]
 
 def is_gct(path: str | Path) -> bool:
     """True when the first line is the GCT version line '#1.2' or '#1.3' (plain or gzip)."""
-    first = _head_text(Path(path)).split("\n", 1)[0]
+    first = read_head_text(Path(path)).split("\n", 1)[0]
     return first.rstrip("\r\t ") in _DIMENSIONS
 
 
@@ -65,18 +69,6 @@ def read_gct(path: str | Path, *, max_bytes: int | None = None) -> ParsedMatrix:
     return ParsedMatrix(values=np.ascontiguousarray(values.T),
                         samples=pd.Index(header[1 + n_row_meta:]), genes=genes, format="gct",
                         sample_info=info, notes=notes, orientation="genes x samples")
-
-
-def _head_text(path: Path, n_bytes: int = 4096) -> str:
-    """First bytes of a plain or gzip file (even one cut short) as text; '' if unreadable."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(65536)
-        if raw.startswith(b"\x1f\x8b"):
-            raw = zlib.decompressobj(wbits=31).decompress(raw, n_bytes)   # 31: gzip header
-    except (OSError, zlib.error):
-        return ""
-    return raw[:n_bytes].decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
 def _preamble(text: str, path: Path) -> tuple[str, list[int], str]:

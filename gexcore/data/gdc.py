@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -13,7 +12,12 @@ import numpy as np
 import pandas as pd
 
 from gexcore.data._source import (
-    ParsedMatrix, check_field_counts, read_text, table_from_text, to_float_matrix,
+    ParsedMatrix,
+    check_field_counts,
+    read_head_text,
+    read_text,
+    table_from_text,
+    to_float_matrix,
 )
 from gexcore.errors import InputError
 
@@ -42,7 +46,7 @@ class StarFile(NamedTuple):
 
 def is_gdc_star_file(path: str | Path) -> bool:
     """True when the first lines look like a GDC STAR gene-count file (plain or gzip)."""
-    lines = _head_text(Path(path)).splitlines()[:3]
+    lines = read_head_text(Path(path)).splitlines()[:3]
     return any(line.startswith(_HEADER_START) and "unstranded" in line for line in lines)
 
 
@@ -131,18 +135,6 @@ def read_gdc_star(
     return ParsedMatrix(values=values, samples=pd.Index(table.index.astype(str)), genes=genes,
                         format="gdc_star", sample_info=table.drop(columns="path"), notes=notes,
                         count_based=value in _COUNT_COLUMNS, orientation="one file per sample")
-
-
-def _head_text(path: Path, n_bytes: int = 4096) -> str:
-    """First bytes of a plain or gzip file (even one cut short) as text; '' if unreadable."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(65536)
-        if raw.startswith(b"\x1f\x8b"):
-            raw = zlib.decompressobj(wbits=31).decompress(raw, n_bytes)   # 31: gzip header
-    except (OSError, zlib.error):
-        return ""
-    return raw[:n_bytes].decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
 def _star_header(text: str, path: Path) -> tuple[int, list[str], str | None]:

@@ -71,7 +71,8 @@ def _gene_table(genes: pd.DataFrame) -> pd.DataFrame:
         var[keys.VAR_ENSEMBL] = strip_ensembl_version(var[keys.VAR_ENSEMBL].astype(str))
     elif is_ens.mean() > 0.5:
         var[keys.VAR_ENSEMBL] = np.asarray(strip_ensembl_version(ids))
-    if keys.VAR_SYMBOL not in var and is_ens.mean() <= 0.5:
+    is_probe = pd.Series(ids, dtype="string").str.contains(_PROBE).to_numpy(bool)
+    if keys.VAR_SYMBOL not in var and is_ens.mean() <= 0.5 and is_probe.mean() <= 0.5:
         var[keys.VAR_SYMBOL] = np.asarray(ids)
     var.index = ids
     return var
@@ -121,9 +122,9 @@ def _id_kind(var: pd.DataFrame) -> str:
         return "symbol+ensembl"
     if has_ens:
         return "ensembl"
-    if pd.Series(var.index, dtype="string").str.contains(_PROBE).mean() > 0.5:
-        return "microarray probe ids (map them to genes with the platform annotation)"
-    return "symbol"
+    if has_sym:
+        return "symbol"
+    return "microarray probe ids (map them to genes with the platform annotation)"
 
 
 def align_to_genes(values: np.ndarray, genes: pd.Index, vocabulary: pd.Index | list[str], *,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gexcore.data._source import (
-    ParsedMatrix, check_field_counts, read_text, table_from_text, to_float_matrix,
+    ParsedMatrix,
+    check_field_counts,
+    read_head_text,
+    read_text,
+    table_from_text,
+    to_float_matrix,
 )
 from gexcore.errors import InputError
 
@@ -28,7 +32,7 @@ _FIRST_LINE = re.compile(r"^!(Series|Sample)_\w+\t")
 
 def is_geo_series_matrix(path: str | Path) -> bool:
     """True when the first line is a tab-separated `!Series_` / `!Sample_` field (gzip or not)."""
-    lines = [ln for ln in _head_text(Path(path)).splitlines() if ln.strip()]
+    lines = [ln for ln in read_head_text(Path(path)).splitlines() if ln.strip()]
     return bool(lines) and _FIRST_LINE.match(lines[0]) is not None
 
 
@@ -51,18 +55,6 @@ def read_geo_series_matrix(path: str | Path, *, max_bytes: int | None = None) ->
     return ParsedMatrix(values=values, samples=pd.Index(frame.columns.astype(str)),
                         genes=pd.DataFrame(index=frame.index), format="geo", sample_info=info,
                         notes=_notes(series, values), orientation="genes x samples")
-
-
-def _head_text(path: Path, n_bytes: int = 4096) -> str:
-    """First bytes of a plain or gzip file (even one cut short) as text; '' if unreadable."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(65536)
-        if raw.startswith(b"\x1f\x8b"):
-            raw = zlib.decompressobj(wbits=31).decompress(raw, n_bytes)   # 31: gzip header
-    except (OSError, zlib.error):
-        return ""
-    return raw[:n_bytes].decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
 def _line_start(text: str, marker: str, start: int = 0) -> int:

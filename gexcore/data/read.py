@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import logging
 from pathlib import Path
 from typing import Literal
@@ -12,11 +11,14 @@ import pandas as pd
 from anndata import AnnData
 
 from gexcore import keys
-from gexcore.data._source import ParsedMatrix, available_memory, sniff_magic
+from gexcore.data._source import ParsedMatrix, available_memory, read_head, sniff_magic
 from gexcore.data.genes import Duplicates, GeneId, harmonize_genes
 from gexcore.data.tables import Orientation, read_delimited, read_parquet_table
 from gexcore.data.validate import (
-    ValidationReport, check_counts, describe_columns, summarize_values,
+    ValidationReport,
+    check_counts,
+    describe_columns,
+    summarize_values,
 )
 from gexcore.errors import InputError
 
@@ -82,7 +84,7 @@ def detect_format(path: Path) -> Format:
     """Pick a reader from the path and the first bytes; never trusts the extension alone."""
     if path.is_dir():
         return "gdc_star"
-    head = _peek(path)
+    head = read_head(path)
     kind = sniff_magic(head)
     if kind and kind.startswith("HDF5"):
         return "h5ad"
@@ -96,19 +98,6 @@ def detect_format(path: Path) -> Format:
     if text.startswith("# gene-model"):
         return "gdc_star"
     return "table"
-
-
-def _peek(path: Path, n: int = 4096) -> bytes:
-    with open(path, "rb") as fh:
-        head = fh.read(n)
-    if head.startswith(b"\x1f\x8b"):
-        try:
-            with gzip.open(path, "rb") as fh:
-                return fh.read(n)
-        except (EOFError, OSError) as err:
-            raise InputError(f"{path.name}: the gzip stream is truncated or corrupt ({err}); "
-                             "re-download the file.") from err
-    return head
 
 
 def _parse(path: Path, fmt: str, *, orientation, star_value, sample_sheet, max_bytes):

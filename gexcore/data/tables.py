@@ -11,8 +11,13 @@ import numpy as np
 import pandas as pd
 
 from gexcore.data._source import (
-    MISSING_TOKENS, ParsedMatrix, check_field_counts, missing_token_variants, read_text,
-    table_from_text, to_float_matrix,
+    MISSING_TOKENS,
+    ParsedMatrix,
+    check_field_counts,
+    missing_token_variants,
+    read_text,
+    table_from_text,
+    to_float_matrix,
 )
 from gexcore.data.genes import looks_like_ensembl
 from gexcore.errors import InputError

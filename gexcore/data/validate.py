@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -39,8 +38,8 @@ class ValidationReport:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """JSON- and h5ad-safe dict (no None, NaN written as strings)."""
-        return json.loads(json.dumps(asdict(self), default=str).replace("NaN", '"nan"'))
+        """JSON- and h5ad-safe dict (no None; NaN written as the string "nan")."""
+        return _plain(asdict(self))
 
     def lines(self) -> list[str]:
         """The report as human-readable lines."""
@@ -48,7 +47,8 @@ class ValidationReport:
             f"source:      {self.source} ({self.format})",
             f"shape:       {self.n_samples:,} samples x {self.n_genes:,} genes "
             f"(read as {self.orientation})",
-            f"values:      {self.value_min:.4g} .. {self.value_max:.4g}; looks like {self.scale}",
+            f"values:      {float(self.value_min):.4g} .. {float(self.value_max):.4g}; "
+            f"looks like {self.scale}",
             f"missing:     {self.missing_fraction:.2%} of cells",
         ]
         g = self.gene_ids
@@ -73,6 +73,19 @@ class ValidationReport:
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
+
+
+def _plain(value):
+    """Nested dicts/lists of builtins only, so the report survives JSON and .h5ad."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return "nan"
+    return "" if value is None else value
 
 
 def summarize_values(X: np.ndarray) -> dict:

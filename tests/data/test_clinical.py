@@ -12,7 +12,12 @@ import pytest
 
 from gexcore import keys
 from gexcore.data.clinical import (
-    JoinReport, SurvivalColumns, detect_survival, join_clinical, patient_ids, read_clinical,
+    JoinReport,
+    SurvivalColumns,
+    detect_survival,
+    join_clinical,
+    patient_ids,
+    read_clinical,
     survival_arrays,
 )
 from gexcore.errors import InputError

@@ -213,3 +213,23 @@ def test_corrupt_h5ad(tmp_path):
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
     with pytest.raises(InputError, match="bad.h5ad: not a readable .h5ad"):
         read_cohort(path)
+
+
+def test_report_survives_nan_text_and_values(tmp_path):
+    """Regression: to_dict once replaced every "NaN" substring, corrupting notes and ids."""
+    from gexcore.data.validate import ValidationReport
+
+    report = ValidationReport(source="NaN_batch.csv", format="table", n_samples=0, n_genes=0,
+                              notes=["column NaNcy kept"])
+    d = report.to_dict()
+    assert d["source"] == "NaN_batch.csv" and d["notes"] == ["column NaNcy kept"]
+    assert d["value_min"] == "nan"
+    assert "nan .. nan" in str(ValidationReport(**d))
+
+
+def test_probe_ids_are_not_gene_symbols(tmp_path):
+    path = tmp_path / "probes.csv"
+    path.write_text("ID_REF,GSM1,GSM2\n200726_at,1,2\n1007_s_at,3,4\n")
+    adata = read_cohort(path)
+    assert "gene_symbol" not in adata.var
+    assert adata.uns["validation"]["gene_ids"]["gene_id"].startswith("microarray probe ids")
