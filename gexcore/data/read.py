@@ -208,7 +208,7 @@ def _attach_clinical(adata: AnnData, path: Path, *, sample_column: str | None) -
 def _attach_survival(adata: AnnData, *, time_column: str | None, event_column: str | None,
                      source: str) -> None:
     """Turn the detected (or named) survival columns into float `obs['time']`, `obs['event']`."""
-    from gexcore.data.clinical import detect_survival, survival_arrays
+    from gexcore.data.survival import detect_survival, survival_arrays
 
     frame = adata.obs.astype(object)            # categories back to plain values for parsing
     frame.attrs["source"] = source
