@@ -98,6 +98,68 @@ def _write_h5ad(adata, out: Path) -> None:
     atomic_write(out, lambda tmp: adata.write_h5ad(tmp))
 
 
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    import os
+
+    from gexcore.models.encoder import Encoder
+    from gexcore.models.presets import model_config_for
+    from gexcore.train.loop import TrainConfig
+
+    adata = read_from_args(args)
+    train_config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        device=args.device, precision=args.precision, val_fraction=args.val_fraction,
+        patience=args.patience, checkpoint_every=args.checkpoint_every)
+    model_config = model_config_for(args.method, args.preset, device=args.device)
+    encoder = Encoder(args.method, model_config)
+    with _progress_bar(f"pretrain {args.method}") as report:
+        history = encoder.pretrain(adata, train_config, progress=report,
+                                   checkpoint_dir=args.out, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:           # under torchrun only rank 0 writes
+        encoder.save(args.out)
+        best = f"{history.best_val_loss:.4f}" if history.best_val_loss is not None else "n/a"
+        print(f"wrote {args.out}: {args.method}, {encoder.dim}-d embedding, "
+              f"{history.epochs} epoch(s), best val loss {best}")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from gexcore.models.encoder import Encoder
+
+    encoder = Encoder.load(args.model)
+    adata = read_from_args(args)
+    key = args.key or f"X_{Path(args.model).name}"
+    encoder.embed(adata, key=key)
+    _write_h5ad(adata, args.out)
+    print(f"wrote {args.out}: obsm['{key}'] {adata.n_obs:,} x {encoder.dim}")
+    return 0
+
+
+class _progress_bar:
+    """A tqdm bar fed by `Progress` reports (on stderr, so stdout stays parseable)."""
+
+    def __init__(self, desc: str):
+        self.desc, self.bar = desc, None
+
+    def __enter__(self):
+        return self.update
+
+    def update(self, p) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=p.total_steps, desc=self.desc, unit="step", file=sys.stderr,
+                            disable=None)
+        self.bar.n = min(p.step, p.total_steps)
+        self.bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.4f}",
+                             val=f"{p.val_loss:.4f}", refresh=False)
+        self.bar.refresh()
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gex", description="GexScope: self-supervised learning on bulk gene expression.")
@@ -121,6 +183,39 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_arguments(p)
     p.add_argument("out", type=Path, help="output .h5ad path")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("pretrain", help="pretrain a self-supervised encoder on a cohort",
+                       description="Pretrain an encoder and write a checkpoint folder "
+                                   "(model.safetensors, config.json, metadata.json). Under "
+                                   "`torchrun --nproc_per_node=N -m gexcore.cli pretrain ...` "
+                                   "it trains data-parallel.")
+    add_input_arguments(p)
+    p.add_argument("--method", required=True, choices=["transformer", "scarf", "vime", "byol"])
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    p.add_argument("--preset", default="auto", choices=["auto", "small", "base"],
+                   help="model size: small for CPUs, base for GPUs (default: by device)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--patience", type=int, default=5,
+                   help="epochs without validation improvement before stopping")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="optimiser steps between resumable checkpoints (default: each epoch)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state")
+    p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("embed", help="embed a cohort with a pretrained encoder",
+                       description="Embed a cohort and write it as .h5ad with the embedding in "
+                                   "obsm.")
+    p.add_argument("model", type=Path, help="checkpoint folder written by `gex pretrain`")
+    add_input_arguments(p)
+    p.add_argument("--out", type=Path, required=True, help="output .h5ad")
+    p.add_argument("--key", help="obsm key (default: X_<model folder name>)")
+    p.set_defaults(func=_cmd_embed)
     return parser
 
 
@@ -131,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return args.func(args)
-    except (GexError, FileNotFoundError) as err:
+    except (GexError, FileNotFoundError, ValueError) as err:
         print(f"gex {args.command}: error: {err}", file=sys.stderr)
         return 2
 

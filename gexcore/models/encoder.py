@@ -1,0 +1,182 @@
+"""The user-facing encoder: pretrain on a cohort, embed cohorts, save and load checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from anndata import AnnData
+
+from gexcore.data.normalize import NormalizeConfig, Normalizer
+from gexcore.errors import CheckpointError, GeneMismatchError
+from gexcore.models.checkpoint import load_checkpoint, save_checkpoint
+from gexcore.models.objectives import (
+    METHODS, MODEL_CONFIGS, OBJECTIVE_CONFIGS, Method, build_objective, default_configs,
+)
+from gexcore.models.objectives.base import Objective
+from gexcore.progress import ProgressCallback, StopCallback
+from gexcore.train.loop import History, TrainConfig, train
+
+__all__ = ["Encoder", "pretrain", "cohort_tensors"]
+
+logger = logging.getLogger(__name__)
+
+
+def cohort_tensors(adata: AnnData, normalizer: Normalizer, *,
+                   min_overlap: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised (N, G) float32 values with missing cells 0, and the (N, G) missing mask."""
+    X = normalizer.transform(adata, min_overlap=min_overlap).X
+    missing = np.isnan(X)
+    return torch.from_numpy(np.nan_to_num(X, nan=0.0)), torch.from_numpy(missing)
+
+
+class Encoder:
+    """One pretrained encoder: its method, configs, normaliser, gene vocabulary and weights."""
+
+    def __init__(self, method: Method = "transformer", model_config=None, objective_config=None,
+                 *, normalize: NormalizeConfig | None = None):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
+        defaults = default_configs(method)
+        self.method = method
+        self.model_config = model_config if model_config is not None else defaults[0]
+        self.objective_config = objective_config if objective_config is not None else defaults[1]
+        self.normalize = normalize or NormalizeConfig()
+        self.normalizer: Normalizer | None = None
+        self.objective: Objective | None = None
+        self.history: History | None = None
+        self.metadata: dict = {}
+
+    @property
+    def genes(self) -> list[str]:
+        """The gene vocabulary, fixed at pretraining."""
+        self._check_ready()
+        return list(self.normalizer.genes_)
+
+    @property
+    def dim(self) -> int:
+        self._check_ready()
+        return int(self.objective.encoder.out_dim)
+
+    def pretrain(self, adata: AnnData, config: TrainConfig | None = None, *,
+                 progress: ProgressCallback | None = None,
+                 should_stop: StopCallback | None = None,
+                 checkpoint_dir: str | Path | None = None, resume: bool = False) -> History:
+        """Fit the normaliser and the SSL objective on `adata` (training samples only)."""
+        config = config or TrainConfig()
+        x, missing = self.initialize(adata, seed=config.seed)
+        label = f"{self.method} on {x.shape[0]:,} x {x.shape[1]:,}"
+        self.history = train(self.objective, x, missing, config, progress=progress,
+                             should_stop=should_stop, checkpoint_dir=checkpoint_dir,
+                             resume=resume, description=label)
+        self.objective.to("cpu").eval()
+        self.metadata = {"train_config": asdict(config), "history": self.history.to_dict(),
+                         "data_hash": _data_hash(adata), "n_samples": int(adata.n_obs),
+                         "source": str(adata.uns.get("provenance", {}).get("source", ""))}
+        return self.history
+
+    def initialize(self, adata: AnnData, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fit the normaliser and build untrained weights (the random-init baseline).
+
+        Returns the training tensors `(x, missing)` that `pretrain` then trains on.
+        """
+        self.normalizer = Normalizer(self.normalize).fit(adata)
+        x, missing = cohort_tensors(adata, self.normalizer)
+        torch.manual_seed(seed)                            # weight init and dropout
+        self.objective = build_objective(self.method, x.shape[1], self.model_config,
+                                         self.objective_config)
+        self._fit_data_dependent_parts(x, missing, seed)
+        self.objective.eval()
+        return x, missing
+
+    def _fit_data_dependent_parts(self, x: torch.Tensor, missing: torch.Tensor, seed: int) -> None:
+        """Bin edges (transformer) or the marginal bank (MLP methods), from training rows only."""
+        if self.method == "transformer":
+            g = torch.Generator().manual_seed(seed)
+            self.objective.encoder.fit_bins(x, missing, generator=g)
+        else:
+            self.objective.set_bank(x, missing)
+
+    @torch.no_grad()
+    def embed(self, adata: AnnData, *, batch_size: int = 256, key: str | None = None,
+              min_overlap: float = 0.5) -> np.ndarray:
+        """(n_samples, dim) float32 embedding; with `key`, also stored in `adata.obsm[key]`."""
+        self._check_ready()
+        x, missing = cohort_tensors(adata, self.normalizer, min_overlap=min_overlap)
+        self.objective.eval()
+        parts = [self.objective.embed(x[i:i + batch_size], missing[i:i + batch_size])
+                 for i in range(0, len(x), batch_size)]
+        out = torch.cat(parts).float().numpy() if parts else np.zeros((0, self.dim), np.float32)
+        if key is not None:
+            adata.obsm[key] = out
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write `model.safetensors`, `config.json`, `metadata.json` atomically."""
+        self._check_ready()
+        config = {"method": self.method, "model_config": asdict(self.model_config),
+                  "objective_config": asdict(self.objective_config),
+                  "normalize": asdict(self.normalize), "normalizer": self.normalizer.to_dict(),
+                  "n_genes": len(self.normalizer.genes_), "dim": self.dim}
+        return save_checkpoint(path, self.objective.state_dict(), config, self.metadata)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Encoder:
+        """Rebuild from a checkpoint folder; checks the method and the gene vocabulary size."""
+        ckpt = load_checkpoint(path)
+        cfg = ckpt.config
+        method = cfg.get("method")
+        if method not in METHODS:
+            raise CheckpointError(f"{path}: unknown method {method!r} in config.json.")
+        try:
+            enc = cls(method, MODEL_CONFIGS[method].from_dict(cfg["model_config"]),
+                      OBJECTIVE_CONFIGS[method].from_dict(cfg["objective_config"]),
+                      normalize=NormalizeConfig.from_dict(cfg["normalize"]))
+            enc.normalizer = Normalizer.from_dict(cfg["normalizer"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: config.json does not describe this encoder ({err}).") from err
+        if len(enc.normalizer.genes_) != cfg.get("n_genes"):
+            raise CheckpointError(f"{path}: vocabulary has {len(enc.normalizer.genes_)} genes but "
+                                  f"config.json says {cfg.get('n_genes')}.")
+        enc.objective = build_objective(method, cfg["n_genes"], enc.model_config,
+                                        enc.objective_config)
+        try:
+            enc.objective.load_state_dict(ckpt.tensors, strict=True)
+        except RuntimeError as err:
+            raise CheckpointError(f"{path}: weights do not fit the {method} model "
+                                  f"({str(err).splitlines()[0]}).") from err
+        enc.objective.eval()
+        enc.metadata = ckpt.metadata
+        return enc
+
+    def check_genes(self, adata: AnnData, *, min_overlap: float = 0.5) -> None:
+        """Raise `GeneMismatchError` if too few of the vocabulary's genes are in `adata`."""
+        self._check_ready()
+        present = np.isin(self.normalizer.genes_, adata.var_names).mean()
+        if present < min_overlap:
+            raise GeneMismatchError(f"only {present:.0%} of the encoder's genes are in the cohort "
+                                    f"(need {min_overlap:.0%}).")
+
+    def _check_ready(self) -> None:
+        if self.objective is None or self.normalizer is None:
+            raise RuntimeError("this Encoder is not pretrained; call pretrain(adata) or "
+                               "Encoder.load(path) first.")
+
+
+def pretrain(adata: AnnData, *, method: Method = "transformer", config: TrainConfig | None = None,
+             model_config=None, objective_config=None, normalize: NormalizeConfig | None = None,
+             **kwargs) -> Encoder:
+    """Pretrain a new `Encoder` on `adata`; `kwargs` go to `Encoder.pretrain` (progress, ...)."""
+    enc = Encoder(method, model_config, objective_config, normalize=normalize)
+    enc.pretrain(adata, config, **kwargs)
+    return enc
+
+
+def _data_hash(adata: AnnData) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(adata.X, dtype=np.float32).tobytes())
+    h.update("\n".join(map(str, adata.var_names)).encode())
+    return h.hexdigest()[:16]

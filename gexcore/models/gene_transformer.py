@@ -1,0 +1,266 @@
+"""GexBERT-style gene transformer: one token per gene = gene identity + expression value.
+
+Tokens carry no position, so a sample is a *set* of genes; any subset can be fed. Hidden tokens
+(masked for pretraining, or genes to impute) get a learnable mask token instead of a value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["GeneTransformer", "GeneTransformerConfig", "sample_genes", "select_genes"]
+
+ValueEncoding = Literal["binned", "continuous"]
+Pooling = Literal["cls", "mean"]
+
+
+@dataclass(frozen=True)
+class GeneTransformerConfig:
+    """Architecture of the gene transformer plus its pretraining subset size and mask ratio."""
+
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.1
+    genes_per_sample: int = 512       # genes drawn per sample per step; bounds attention cost
+    value_encoding: ValueEncoding = "binned"
+    n_bins: int = 64
+    pooling: Pooling = "cls"
+    mask_ratio: float = 0.3           # fraction of the drawn genes hidden and restored
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_heads", "n_layers", "ff_mult", "genes_per_sample"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}.")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads "
+                             f"({self.n_heads}).")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}.")
+        if self.value_encoding not in ValueEncoding.__args__:
+            raise ValueError(f"value_encoding must be one of {ValueEncoding.__args__}, "
+                             f"not {self.value_encoding!r}.")
+        if self.n_bins < 2:
+            raise ValueError(f"n_bins must be at least 2, not {self.n_bins}.")
+        if self.pooling not in Pooling.__args__:
+            raise ValueError(f"pooling must be one of {Pooling.__args__}, not {self.pooling!r}.")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1), not {self.mask_ratio}.")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GeneTransformerConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError("unknown GeneTransformerConfig key(s): "
+                             f"{', '.join(sorted(unknown))}.")
+        return cls(**d)
+
+
+def sample_genes(missing: torch.Tensor, k: int,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """k genes per sample drawn uniformly among its observed ones -> (gene_idx, pad), (B, k) each.
+
+    Samples with fewer than k observed genes are filled with padding (missing genes, `pad` True).
+    """
+    k = min(k, missing.shape[1])
+    scores = torch.rand(missing.shape, generator=generator, device=missing.device)
+    scores = scores + missing.float()                # missing genes rank after every observed one
+    gene_idx = scores.topk(k, dim=1, largest=False).indices          # (B, k)
+    return gene_idx, missing.gather(1, gene_idx)
+
+
+def select_genes(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every gene where `keep` (B, G) is True, deterministically -> (gene_idx, pad), (B, L) each.
+
+    L is the largest count in the batch (at least 1); shorter rows are padded.
+    """
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)   # kept genes first
+    counts = keep.sum(dim=1)
+    width = max(int(counts.max()), 1) if keep.shape[0] else 1
+    gene_idx = order[:, :width]                                          # (B, L)
+    pad = torch.arange(width, device=keep.device)[None, :] >= counts[:, None]
+    return gene_idx, pad
+
+
+class _SelfAttention(nn.Module):
+    """Multi-head self-attention over a gene set with a key padding mask."""
+
+    def __init__(self, config: GeneTransformerConfig):
+        super().__init__()
+        self.n_heads, self.dropout = config.n_heads, config.dropout
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.resid_drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor,
+                explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=2)
+        q, k, v = (t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2)
+                   for t in (q, k, v))                               # (B, H, L, Dh)
+        mask = keep[:, None, None, :]                                # (B, 1, 1, L) True = attend
+        probs = None
+        if explicit:                                                 # for explain/: no dropout
+            scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.shape[-1])   # (B, H, L, L)
+            probs = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            y = probs.to(v.dtype) @ v
+        else:
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        y = y.transpose(1, 2).reshape(B, L, D)                       # (B, L, D)
+        return self.resid_drop(self.proj(y)), probs
+
+
+class _Block(nn.Module):
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: GeneTransformerConfig):
+        super().__init__()
+        d = config.d_model
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = _SelfAttention(config)
+        self.mlp = nn.Sequential(nn.Linear(d, config.ff_mult * d), nn.GELU(),
+                                 nn.Linear(config.ff_mult * d, d), nn.Dropout(config.dropout))
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor,
+                explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, probs = self.attn(self.ln1(x), keep, explicit)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), probs
+
+
+class GeneTransformer(nn.Module):
+    """(gene, value) tokens -> hidden states, restored values per token, and a pooled embedding."""
+
+    def __init__(self, n_genes: int, config: GeneTransformerConfig | None = None):
+        super().__init__()
+        if n_genes < 1:
+            raise ValueError(f"n_genes must be positive, not {n_genes}.")
+        self.config = c = config or GeneTransformerConfig()
+        self.n_genes, self.out_dim, d = n_genes, c.d_model, c.d_model
+        self.gene_embed = nn.Embedding(n_genes, d)
+        if c.value_encoding == "binned":
+            self.value_embed = nn.Embedding(c.n_bins, d)
+            # Standard-normal quantiles suit z-scored input until fit_bins sees the training data.
+            edges = torch.special.ndtri(torch.linspace(0, 1, c.n_bins + 1)[1:-1])
+            self.register_buffer("bin_edges", edges)                  # persistent: checkpointed
+        else:
+            self.value_embed = nn.Sequential(nn.Linear(1, d), nn.GELU(), nn.Linear(d, d))
+        self.mask_token = nn.Parameter(torch.zeros(d))
+        self.cls_token = nn.Parameter(torch.zeros(d)) if c.pooling == "cls" else None
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(_Block(c) for _ in range(c.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 1)
+        self.apply(_init_weights)
+        for p in (self.mask_token, self.cls_token):
+            if p is not None:
+                nn.init.normal_(p, std=0.02)
+
+    def forward(self, gene_idx: torch.Tensor, values: torch.Tensor, hide: torch.Tensor,
+                pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) genes, values, hide, pad -> hidden (B, L', D), L' = L (+1 CLS); restored (B, L).
+
+        `hide` tokens (masked or to impute) get the mask token; `pad` tokens are ignored as keys.
+        """
+        hidden, _ = self._encode(gene_idx, values, hide, pad, explicit=False)
+        restored = self.head(hidden[:, self._n_special:]).squeeze(-1)     # (B, L)
+        return hidden, restored
+
+    def pool(self, hidden: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """(B, L', D) -> (B, D): the CLS state, or the mean over non-pad tokens."""
+        if self.cls_token is not None:
+            return hidden[:, 0]
+        weight = (~pad).unsqueeze(-1).to(hidden.dtype)                     # (B, L, 1)
+        return (hidden * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
+
+    def attention_maps(self, gene_idx: torch.Tensor, values: torch.Tensor, hide: torch.Tensor,
+                       pad: torch.Tensor) -> torch.Tensor:
+        """Attention probabilities of every layer, (n_layers, B, H, L', L'); rows sum to 1.
+
+        Computed explicitly (no SDPA, no dropout); index 0 of L' is CLS when pooling="cls".
+        """
+        _, maps = self._encode(gene_idx, values, hide, pad, explicit=True)
+        return torch.stack(maps)
+
+    def embed_all(self, x: torch.Tensor, missing: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+        """(B, G) -> (B, D) from ALL observed genes of each sample; missing genes are padded out.
+
+        Deterministic (no gene subsets), `chunk` samples per pass; the caller picks eval/no_grad.
+        """
+        pooled = []
+        for start in range(0, x.shape[0], chunk):
+            xs, ms = x[start:start + chunk], missing[start:start + chunk]
+            gene_idx, pad = select_genes(~ms)
+            hidden, _ = self(gene_idx, xs.gather(1, gene_idx), torch.zeros_like(pad), pad)
+            pooled.append(self.pool(hidden, pad))
+        return torch.cat(pooled) if pooled else x.new_zeros(0, self.out_dim)
+
+    @torch.no_grad()
+    def fit_bins(self, x: torch.Tensor, missing: torch.Tensor,
+                 generator: torch.Generator | None = None,
+                 max_values: int = 200_000) -> GeneTransformer:
+        """Set `bin_edges` to quantiles of observed training values (a subsample of `max_values`).
+
+        A no-op for continuous value encoding, so callers may always call it.
+        """
+        if self.config.value_encoding != "binned":
+            return self
+        values = x[~missing].float()
+        if values.numel() == 0:
+            raise ValueError("fit_bins needs observed values, but every cell is missing.")
+        if values.numel() > max_values:     # torch.quantile refuses very large inputs
+            pick = torch.randint(values.numel(), (max_values,), generator=generator,
+                                 device=values.device)
+            values = values[pick]
+        q = torch.linspace(0, 1, self.config.n_bins + 1, device=values.device)[1:-1]
+        self.bin_edges.copy_(torch.quantile(values, q).to(self.bin_edges.device))
+        return self
+
+    @property
+    def _n_special(self) -> int:
+        return 0 if self.cls_token is None else 1
+
+    def _encode(self, gene_idx: torch.Tensor, values: torch.Tensor, hide: torch.Tensor,
+                pad: torch.Tensor, explicit: bool) -> tuple[torch.Tensor, list]:
+        tokens, keep = self._tokens(gene_idx, values, hide, pad)
+        x, maps = self.drop(tokens), []
+        for block in self.blocks:
+            x, probs = block(x, keep, explicit)
+            maps.append(probs)
+        return self.ln_f(x), maps
+
+    def _tokens(self, gene_idx: torch.Tensor, values: torch.Tensor, hide: torch.Tensor,
+                pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings (B, L', D) and the attention key mask (B, L'), True = attend."""
+        values = values.float().masked_fill(hide | pad, 0.0)     # hidden values never leak in
+        if self.config.value_encoding == "binned":
+            value_emb = self.value_embed(torch.bucketize(values, self.bin_edges))
+        else:
+            value_emb = self.value_embed(values.unsqueeze(-1))
+        value_emb = torch.where(hide.unsqueeze(-1), self.mask_token.to(value_emb.dtype), value_emb)
+        tokens = self.gene_embed(gene_idx) + value_emb                     # (B, L, D)
+        keep = ~pad
+        if self.cls_token is not None:
+            B, _, D = tokens.shape
+            tokens = torch.cat([self.cls_token.expand(B, 1, D).to(tokens.dtype), tokens], dim=1)
+            keep = torch.cat([keep.new_ones(B, 1), keep], dim=1)           # (B, 1 + L)
+        # A row with nothing to attend to would softmax to NaN; let it see its first slot instead.
+        empty = ~keep.any(dim=1, keepdim=True)
+        keep = keep.clone()
+        keep[:, :1] |= empty
+        return tokens, keep
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)

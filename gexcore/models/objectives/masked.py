@@ -1,0 +1,86 @@
+"""Masked-expression pretraining (GexBERT-style): hide some observed genes, restore them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from gexcore.models.gene_transformer import GeneTransformer, sample_genes, select_genes
+from gexcore.models.objectives.base import LossOutput, Objective, evaluating
+
+__all__ = ["MaskedConfig", "MaskedObjective", "masked_mse"]
+
+
+@dataclass(frozen=True)
+class MaskedConfig:
+    """Objective-side options; mask ratio and genes per sample live in GeneTransformerConfig."""
+
+    chunk: int = 32          # samples per forward pass in embed/restore, which see every gene
+
+    def __post_init__(self) -> None:
+        if self.chunk < 1:
+            raise ValueError(f"chunk must be positive, not {self.chunk}.")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MaskedConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown MaskedConfig key(s): {', '.join(sorted(unknown))}.")
+        return cls(**d)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the `masked` cells only, in float32; 0 (with a graph) if none."""
+    sq = (pred.float() - target.float()).square() * masked
+    return sq.sum() / masked.sum().clamp(min=1)
+
+
+class MaskedObjective(Objective):
+    """Draw `genes_per_sample` observed genes per sample, hide `mask_ratio` of them, restore."""
+
+    def __init__(self, model: GeneTransformer, config: MaskedConfig | None = None):
+        super().__init__()
+        self.encoder = model
+        self.config = config or MaskedConfig()
+
+    def forward(self, x: torch.Tensor, missing: torch.Tensor,
+                generator: torch.Generator | None = None) -> LossOutput:
+        c = self.encoder.config
+        gene_idx, pad = sample_genes(missing, c.genes_per_sample, generator)    # (B, k)
+        values = x.gather(1, gene_idx)
+        draw = torch.rand(gene_idx.shape, generator=generator, device=x.device)
+        masked = (draw < c.mask_ratio) & ~pad          # padding is missing: never a target
+        _, restored = self.encoder(gene_idx, values, masked, pad)
+        loss = masked_mse(restored, values, masked)
+        fraction = masked.sum() / (~pad).sum().clamp(min=1)
+        return LossOutput(loss, {"mse": loss.item(), "masked_fraction": fraction.item()})
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+        """Pooled embedding over every observed gene (deterministic), in eval mode."""
+        with evaluating(self.encoder):
+            return self.encoder.embed_all(x, missing, chunk=self.config.chunk)
+
+    @torch.no_grad()
+    def restore(self, x: torch.Tensor, missing: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+        """Predict `targets` cells (B, G) from every other observed gene -> (B, G), NaN elsewhere.
+
+        Targets may be missing genes (imputation) or observed ones held out for scoring.
+        """
+        out = []
+        with evaluating(self.encoder):
+            for start in range(0, x.shape[0], self.config.chunk):
+                rows = slice(start, start + self.config.chunk)
+                out.append(self._restore_chunk(x[rows], missing[rows], targets[rows]))
+        pred = torch.cat(out) if out else x.new_zeros(0, x.shape[1])
+        return pred.masked_fill(~targets, float("nan"))
+
+    def _restore_chunk(self, x: torch.Tensor, missing: torch.Tensor,
+                       targets: torch.Tensor) -> torch.Tensor:
+        gene_idx, pad = select_genes(~missing | targets)                          # (B, L)
+        hide = targets.gather(1, gene_idx) & ~pad
+        _, restored = self.encoder(gene_idx, x.gather(1, gene_idx), hide, pad)
+        # Padding slots point at genes that are neither context nor target; restore() NaNs them.
+        return torch.zeros_like(x).scatter(1, gene_idx, restored.float().to(x.dtype))
