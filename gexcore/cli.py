@@ -99,10 +99,9 @@ def _write_h5ad(adata, out: Path) -> None:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    import os
-
     from gexcore.models.encoder import Encoder
     from gexcore.models.presets import model_config_for
+    from gexcore.train import is_main_process
     from gexcore.train.loop import TrainConfig
 
     adata = read_from_args(args)
@@ -115,7 +114,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     with _progress_bar(f"pretrain {args.method}") as report:
         history = encoder.pretrain(adata, train_config, progress=report,
                                    checkpoint_dir=args.out, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) == 0:           # under torchrun only rank 0 writes
+    if is_main_process():                               # under torchrun only rank 0 writes
         encoder.save(args.out)
         best = f"{history.best_val_loss:.4f}" if history.best_val_loss is not None else "n/a"
         print(f"wrote {args.out}: {args.method}, {encoder.dim}-d embedding, "
