@@ -6,4 +6,15 @@ from gexcore import keys
 from gexcore.errors import CheckpointError, GeneMismatchError, GexError, InputError
 
 __version__ = "0.1.0"
-__all__ = ["keys", "GexError", "InputError", "GeneMismatchError", "CheckpointError", "__version__"]
+__all__ = ["keys", "GexError", "InputError", "GeneMismatchError", "CheckpointError", "pretrain",
+           "__version__"]
+
+
+def pretrain(adata, *, method="transformer", config=None, **kwargs):
+    """Pretrain a self-supervised encoder on `adata`; see `gexcore.models.encoder.pretrain`.
+
+    Imported lazily so `import gexcore` stays fast (torch loads only when needed).
+    """
+    from gexcore.models.encoder import pretrain as _pretrain
+
+    return _pretrain(adata, method=method, config=config, **kwargs)

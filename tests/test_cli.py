@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import anndata
+import numpy as np
+import pytest
 
 from gexcore.cli import main
 
@@ -81,3 +83,28 @@ def test_console_script_help_runs():
     result = subprocess.run([sys.executable, "-m", "gexcore.cli", "info", "--help"],
                             capture_output=True, text=True, check=True)
     assert "--clinical" in result.stdout and "--orientation" in result.stdout
+
+
+@pytest.mark.parametrize("method", ["transformer", "scarf", "vime", "byol"])
+def test_pretrain_then_embed_on_tissue(method, tmp_path, capsys):
+    """Each method trains from the CLI on the real tissue data; the embedding reloads exactly."""
+    run = tmp_path / method
+    args = [str(TISSUE / "expression.csv.gz"), "--clinical", str(TISSUE / "clinical.csv")]
+    assert main(["pretrain", *args, "--method", method, "--out", str(run), "--epochs", "1",
+                 "--batch-size", "32"]) == 0
+    assert f"wrote {run}: {method}" in capsys.readouterr().out
+    assert main(["embed", str(run), *args, "--out", str(tmp_path / "emb.h5ad")]) == 0
+    adata = anndata.read_h5ad(tmp_path / "emb.h5ad")
+    emb = adata.obsm[f"X_{method}"]
+    assert emb.shape[0] == 189 and np.isfinite(emb).all()
+    from gexcore.models.encoder import Encoder
+    np.testing.assert_array_equal(Encoder.load(run).embed(adata), emb)
+
+
+def test_pretrain_bad_method_and_embed_bad_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["pretrain", str(TISSUE / "expression.csv.gz"), "--method", "pca", "--out", "x"])
+    assert main(["embed", str(tmp_path / "no_model"), str(TISSUE / "expression.csv.gz"),
+                 "--out", str(tmp_path / "e.h5ad")]) == 2
+    assert "not a checkpoint folder" in capsys.readouterr().err
+    assert not (tmp_path / "e.h5ad").exists()

@@ -1,0 +1,8 @@
+"""Encoders (MLP, gene transformer), SSL objectives, and the user-facing `Encoder`."""
+
+from __future__ import annotations
+
+from gexcore.models.encoder import Encoder, pretrain
+from gexcore.models.presets import PRESETS, model_config_for
+
+__all__ = ["Encoder", "pretrain", "PRESETS", "model_config_for"]
