@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from gexcore.train.device import (
-    autocast_context, is_main_process, precision_name, resolve_device, resolve_precision,
+    autocast_context,
+    is_main_process,
+    precision_name,
+    resolve_device,
+    resolve_precision,
 )
 from gexcore.train.loop import History, TrainConfig, split_rows, train
 from gexcore.train.schedule import warmup_cosine, warmup_cosine_scheduler

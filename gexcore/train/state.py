@@ -122,14 +122,12 @@ def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch
 
 def optimizer_to_tensors(state_dict: dict) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Split `optimizer.state_dict()` into `optim.<param_idx>.<key>` tensors and JSON groups."""
-    tensors = {}
-    for index, per_param in state_dict["state"].items():
-        for key, value in per_param.items():
-            tensor = value if torch.is_tensor(value) else torch.tensor(value)
-            tensors[f"optim.{index}.{key}"] = tensor.detach().to("cpu", copy=True).contiguous()
+    tensors = {f"optim.{index}.{key}": value if torch.is_tensor(value) else torch.tensor(value)
+               for index, per_param in state_dict["state"].items()
+               for key, value in per_param.items()}
     groups = [{key: list(value) if isinstance(value, tuple) else value
                for key, value in group.items()} for group in state_dict["param_groups"]]
-    return tensors, groups
+    return tensors_to_cpu(tensors), groups
 
 
 def optimizer_from_tensors(tensors: dict[str, torch.Tensor], groups: list[dict]) -> dict:
