@@ -95,7 +95,7 @@ def test_save_keeps_resumable_train_state(tiny_cohort, tmp_path):
     assert (run / "train_state").is_dir() and (run / "model.safetensors").exists()
 
 
-@pytest.mark.parametrize("method", ["scarf", "vime", "byol"])
+@pytest.mark.parametrize("method", METHODS)
 def test_pretraining_beats_random_init_on_a_linear_probe(method):
     """On the simulator, SSL embeddings separate cancer types better than untrained weights."""
     # Small type modules keep types hard to separate, so untrained weights do not already win.
@@ -107,8 +107,10 @@ def test_pretraining_beats_random_init_on_a_linear_probe(method):
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
         return cross_val_score(model, emb, y, cv=4).mean()
 
-    random_init = Encoder(method)
+    small = PRESETS[method]["small"]
+    random_init = Encoder(method, small)
     random_init.initialize(adata)
-    trained = pretrain(adata, method=method, config=TrainConfig(epochs=10, batch_size=64))
+    trained = pretrain(adata, method=method, config=TrainConfig(epochs=10, batch_size=64),
+                       model_config=small)
     assert trained.history.val_loss[-1] < trained.history.val_loss[0]
     assert probe(trained.embed(adata)) > probe(random_init.embed(adata)) + 0.03
