@@ -12,7 +12,7 @@ import torch
 from anndata import AnnData
 
 from gexcore.data.normalize import NormalizeConfig, Normalizer
-from gexcore.errors import CheckpointError, GeneMismatchError
+from gexcore.errors import CheckpointError
 from gexcore.models.checkpoint import load_checkpoint, save_checkpoint
 from gexcore.models.objectives import (
     METHODS, MODEL_CONFIGS, OBJECTIVE_CONFIGS, Method, build_objective, default_configs,
@@ -152,14 +152,6 @@ class Encoder:
         enc.objective.eval()
         enc.metadata = ckpt.metadata
         return enc
-
-    def check_genes(self, adata: AnnData, *, min_overlap: float = 0.5) -> None:
-        """Raise `GeneMismatchError` if too few of the vocabulary's genes are in `adata`."""
-        self._check_ready()
-        present = np.isin(self.normalizer.genes_, adata.var_names).mean()
-        if present < min_overlap:
-            raise GeneMismatchError(f"only {present:.0%} of the encoder's genes are in the cohort "
-                                    f"(need {min_overlap:.0%}).")
 
     def _check_ready(self) -> None:
         if self.objective is None or self.normalizer is None:
