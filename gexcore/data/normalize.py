@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from anndata import AnnData
 
+from gexcore.config import FromDict
 from gexcore import keys
 from gexcore.atomic import atomic_write_text
 from gexcore.data.genes import align_to_genes
@@ -27,7 +28,7 @@ Transform = Literal["auto", "log_cpm", "log2p1", "none"]
 
 
 @dataclass(frozen=True)
-class NormalizeConfig:
+class NormalizeConfig(FromDict):
     """How to normalise: `transform` "auto" picks log-CPM for counts, log2(x+1) for linear values."""
 
     transform: Transform = "auto"
@@ -42,13 +43,6 @@ class NormalizeConfig:
             raise ValueError(f"n_top_genes must be positive or None, not {self.n_top_genes}.")
         if self.target_sum <= 0:
             raise ValueError(f"target_sum must be positive, not {self.target_sum}.")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> NormalizeConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown NormalizeConfig key(s): {', '.join(sorted(unknown))}.")
-        return cls(**d)
 
 
 def log_cpm(X: np.ndarray, target_sum: float = 1e6) -> np.ndarray:

@@ -13,12 +13,14 @@ linear layers keep unit gain while token parameters start tiny.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gexcore.config import FromDict
 
 __all__ = ["GeneTransformer", "GeneTransformerConfig", "sample_genes", "select_genes"]
 
@@ -27,7 +29,7 @@ Pooling = Literal["cls", "mean"]
 
 
 @dataclass(frozen=True)
-class GeneTransformerConfig:
+class GeneTransformerConfig(FromDict):
     """Architecture of the gene transformer plus its pretraining subset size and mask ratio."""
 
     d_model: int = 128
@@ -59,14 +61,6 @@ class GeneTransformerConfig:
             raise ValueError(f"pooling must be one of {Pooling.__args__}, not {self.pooling!r}.")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), not {self.mask_ratio}.")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GeneTransformerConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError("unknown GeneTransformerConfig key(s): "
-                             f"{', '.join(sorted(unknown))}.")
-        return cls(**d)
 
 
 def sample_genes(missing: torch.Tensor, k: int,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from gexcore.config import FromDict
 
 __all__ = ["MLPConfig", "MLPEncoder"]
 
 
 @dataclass(frozen=True)
-class MLPConfig:
+class MLPConfig(FromDict):
     """Depth, width and dropout of the MLP encoder; the embedding width is `hidden`."""
 
     n_layers: int = 4
@@ -25,13 +27,6 @@ class MLPConfig:
             raise ValueError(f"hidden must be positive, not {self.hidden}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout}.")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MLPConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown MLPConfig key(s): {', '.join(sorted(unknown))}.")
-        return cls(**d)
 
 
 class MLPEncoder(nn.Module):

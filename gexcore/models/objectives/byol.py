@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gexcore.config import FromDict
 from gexcore.models.mlp import MLPEncoder
 from gexcore.models.objectives.base import BankedObjective, LossOutput
 
@@ -17,7 +18,7 @@ __all__ = ["BYOLConfig", "BYOLObjective", "byol_tau", "ema_update"]
 
 
 @dataclass(frozen=True)
-class BYOLConfig:
+class BYOLConfig(FromDict):
     """Head sizes, the EMA decay (and its cosine ramp to 1), and the two views' augmentations."""
 
     proj_dim: int = 128
@@ -38,13 +39,6 @@ class BYOLConfig:
             raise ValueError(f"corruption must be in [0, 1), not {self.corruption}.")
         if self.noise_std < 0:
             raise ValueError(f"noise_std must be non-negative, not {self.noise_std}.")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> BYOLConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown BYOLConfig key(s): {', '.join(sorted(unknown))}.")
-        return cls(**d)
 
 
 def byol_tau(step: int, total_steps: int, decay: float, cosine: bool = True) -> float:

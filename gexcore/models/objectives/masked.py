@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
+from gexcore.config import FromDict
 from gexcore.models.gene_transformer import GeneTransformer, sample_genes, select_genes
 from gexcore.models.objectives.base import LossOutput, Objective, evaluating
 
@@ -13,7 +14,7 @@ __all__ = ["MaskedConfig", "MaskedObjective", "masked_mse"]
 
 
 @dataclass(frozen=True)
-class MaskedConfig:
+class MaskedConfig(FromDict):
     """Objective-side options; mask ratio and genes per sample live in GeneTransformerConfig."""
 
     chunk: int = 32          # samples per forward pass in embed/restore, which see every gene
@@ -21,13 +22,6 @@ class MaskedConfig:
     def __post_init__(self) -> None:
         if self.chunk < 1:
             raise ValueError(f"chunk must be positive, not {self.chunk}.")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MaskedConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown MaskedConfig key(s): {', '.join(sorted(unknown))}.")
-        return cls(**d)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gexcore.config import FromDict
 from gexcore.models.mlp import MLPEncoder
 from gexcore.models.objectives.base import BankedObjective, LossOutput, observed_fraction
 
@@ -15,7 +16,7 @@ __all__ = ["SCARFConfig", "SCARFObjective", "nt_xent"]
 
 
 @dataclass(frozen=True)
-class SCARFConfig:
+class SCARFConfig(FromDict):
     """Corruption rate, NT-Xent temperature and the pretraining-only projection head."""
 
     corruption: float = 0.3
@@ -32,13 +33,6 @@ class SCARFConfig:
             raise ValueError(f"proj_dim must be positive, not {self.proj_dim}.")
         if self.proj_layers < 1:
             raise ValueError(f"proj_layers must be at least 1, not {self.proj_layers}.")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SCARFConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown SCARFConfig key(s): {', '.join(sorted(unknown))}.")
-        return cls(**d)
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gexcore.config import FromDict
 from gexcore.models.mlp import MLPEncoder
 from gexcore.models.objectives.base import BankedObjective, LossOutput, observed_fraction
 
@@ -15,7 +16,7 @@ __all__ = ["VIMEConfig", "VIMEObjective", "vime_loss"]
 
 
 @dataclass(frozen=True)
-class VIMEConfig:
+class VIMEConfig(FromDict):
     """Masking probability and the weight `alpha` of the value-reconstruction term."""
 
     p_mask: float = 0.3
@@ -26,13 +27,6 @@ class VIMEConfig:
             raise ValueError(f"p_mask must be in (0, 1), not {self.p_mask}.")
         if self.alpha < 0:
             raise ValueError(f"alpha must be non-negative, not {self.alpha}.")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> VIMEConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown VIMEConfig key(s): {', '.join(sorted(unknown))}.")
-        return cls(**d)
 
 
 def vime_loss(mask_logits: torch.Tensor, values_pred: torch.Tensor, mask: torch.Tensor,
