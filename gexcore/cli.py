@@ -98,27 +98,19 @@ def _write_h5ad(adata, out: Path) -> None:
     atomic_write(out, lambda tmp: adata.write_h5ad(tmp))
 
 
-# With ~256 of 2,000 genes per step, a gene rarely meets its co-expressed partners and the
-# transformer learns only batch effects; 500 top-variance genes let it learn the types.
-_DEFAULT_TOP_GENES = {"transformer": 500}
-
-
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from gexcore.data.normalize import NormalizeConfig
-    from gexcore.models.encoder import Encoder
-    from gexcore.models.presets import model_config_for
     from gexcore.train import is_main_process
     from gexcore.train.loop import TrainConfig
+    from gexcore.workspace.pretrain import new_encoder
 
     adata = read_from_args(args)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, precision=args.precision, val_fraction=args.val_fraction,
         patience=args.patience, checkpoint_every=args.checkpoint_every)
-    model_config = model_config_for(args.method, args.preset, device=args.device)
-    top = args.top_genes if args.top_genes is not None else _DEFAULT_TOP_GENES.get(args.method)
-    encoder = Encoder(args.method, model_config,
-                      normalize=NormalizeConfig(n_top_genes=top or None))
+    # Built as the app's pretrain job builds it, so CLI and pages train the same model.
+    encoder = new_encoder(args.method, preset=args.preset, top_genes=args.top_genes,
+                          device=args.device)
     with _progress_bar(f"pretrain {args.method}") as report:
         history = encoder.pretrain(adata, train_config, progress=report,
                                    checkpoint_dir=args.out, resume=args.resume)
@@ -139,6 +131,36 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     encoder.embed(adata, key=key)
     _write_h5ad(adata, args.out)
     print(f"wrote {args.out}: obsm['{key}'] {adata.n_obs:,} x {encoder.dim}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from gexcore import keys
+    from gexcore.evaluate import EvalConfig, run_evaluation
+
+    survival = args.survival or args.time is not None or args.event is not None
+    if sum([args.label is not None, survival, args.impute]) != 1:
+        raise ValueError("choose one task: --label COLUMN, --time COLUMN --event COLUMN "
+                         "(or --survival for the detected columns), or --impute.")
+    if survival:                        # the reader parses and checks the named columns
+        args.time_column = args.time or args.time_column
+        args.event_column = args.event or args.event_column
+    adata = read_from_args(args)
+    if survival and keys.OBS_TIME not in adata.obs:
+        raise ValueError(f"{args.expression.name}: no survival columns found; name them with "
+                         "--time COLUMN --event COLUMN (and give --clinical FILE).")
+    config = EvalConfig(methods=tuple(args.methods), fractions=tuple(args.fractions),
+                        seeds=args.seeds, test_size=args.test_size,
+                        pretrain_epochs=args.pretrain_epochs,
+                        finetune_epochs=args.finetune_epochs, finetune=not args.no_finetune,
+                        preset=args.preset, top_genes=args.top_genes or None,
+                        transductive=args.transductive)
+    task = "classification" if args.label else "survival" if survival else "imputation"
+    with _progress_bar(f"evaluate {task}") as report:
+        out = run_evaluation(adata, task, config, out=args.out, label=args.label,
+                             groups=args.groups, progress=report)
+    print((out / "report.md").read_text())
+    print(f"wrote {out}: results.json, report.md, curves.html")
     return 0
 
 
@@ -226,6 +248,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output .h5ad")
     p.add_argument("--key", help="obsm key (default: X_<model folder name>)")
     p.set_defaults(func=_cmd_embed)
+    p = sub.add_parser("evaluate", help="score SSL encoders against baselines on a task",
+                       description="Leakage-safe evaluation: patient-aware splits, nested label "
+                                   "fractions, repeated seeds; SSL encoders (frozen and "
+                                   "fine-tuned) beside PCA, raw-feature, from-scratch and "
+                                   "random-init baselines. Writes results.json, report.md and "
+                                   "curves.html.")
+    add_input_arguments(p)
+    task = p.add_argument_group("task (choose one)")
+    task.add_argument("--label", help="clinical column to classify")
+    task.add_argument("--time", help="survival time column")
+    task.add_argument("--event", help="survival event column (0/1, or e.g. 1:DECEASED)")
+    task.add_argument("--survival", action="store_true",
+                      help="survival on the detected time/event columns")
+    task.add_argument("--impute", action="store_true",
+                      help="restore held-out genes at 10-90%% MCAR missingness")
+    p.add_argument("--methods", nargs="+", default=["scarf", "vime", "byol", "transformer"],
+                   choices=["transformer", "scarf", "vime", "byol"])
+    p.add_argument("--fractions", nargs="+", type=float,
+                   default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+                   help="labelled fractions of the training samples (nested)")
+    p.add_argument("--seeds", type=int, default=3, help="repeated splits (mean ± sd)")
+    p.add_argument("--test-size", type=float, default=0.2)
+    p.add_argument("--pretrain-epochs", type=int, default=20)
+    p.add_argument("--finetune-epochs", type=int, default=30)
+    p.add_argument("--no-finetune", action="store_true", help="frozen encoders only")
+    p.add_argument("--preset", default="small", choices=["small", "base"])
+    p.add_argument("--top-genes", type=int, default=None,
+                   help="genes for baselines and MLP encoders (default all; the transformer "
+                        "keeps 500)")
+    p.add_argument("--groups", default="median", choices=["median", "tertiles", "quartiles"],
+                   help="risk groups for the Kaplan-Meier summary (cut on training risks)")
+    p.add_argument("--transductive", action="store_true",
+                   help="let pretraining see the test samples (unlabelled); the report says so")
+    p.add_argument("--out", type=Path, required=True, help="report folder to write")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

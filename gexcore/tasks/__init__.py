@@ -1,0 +1,5 @@
+"""Downstream tasks on embeddings: survival, classification, imputation heads and their metrics.
+
+Import the submodules directly (`from gexcore.tasks.survival import CoxHead`); this package
+imports nothing eagerly so its modules stay independent.
+"""

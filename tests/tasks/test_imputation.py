@@ -1,0 +1,182 @@
+"""Imputation benchmark: MCAR masks, baselines, encoder imputers, leakage, the curve table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from gexcore.data.normalize import NormalizeConfig, Normalizer
+from gexcore.data.simulate import SimulationConfig, simulate_cohort
+from gexcore.errors import GeneMismatchError
+from gexcore.models.encoder import pretrain
+from gexcore.models.gene_transformer import GeneTransformerConfig
+from gexcore.models.mlp import MLPConfig
+from gexcore.tasks.imputation import (
+    EncoderImputer,
+    KNNImputer,
+    MeanImputer,
+    imputation_curve,
+    mask_mcar,
+    summarize_curve,
+)
+from gexcore.train.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def split():
+    """250 x 60 simulated cohort with co-expression modules; 200 train, 50 test rows."""
+    ad = simulate_cohort(SimulationConfig(n_samples=250, n_genes=60, n_cancer_types=4,
+                                          n_shared_modules=4, module_size=12, n_batches=2,
+                                          n_prognostic_modules=1, seed=1))
+    order = np.random.default_rng(0).permutation(ad.n_obs)
+    return ad[order[:200]].copy(), ad[order[200:]].copy()
+
+
+@pytest.fixture(scope="module")
+def encoders(split):
+    train, _ = split
+    tc = TrainConfig(epochs=15, batch_size=32, seed=0, device="cpu", patience=None)
+    tr = pretrain(train, method="transformer", config=tc,
+                  model_config=GeneTransformerConfig(d_model=32, n_heads=2, n_layers=1,
+                                                     dropout=0.0, genes_per_sample=60))
+    vi = pretrain(train, method="vime", config=tc,
+                  model_config=MLPConfig(n_layers=2, hidden=64, dropout=0.0))
+    return {"transformer": tr, "vime": vi}
+
+
+@pytest.fixture(scope="module")
+def spaces(split, encoders):
+    """(X_train, X_test) in the shared normalised space; NaN = missing."""
+    norm = encoders["transformer"].normalizer
+    return norm.transform(split[0]).X, norm.transform(split[1]).X
+
+
+def _rmse(X, pred, hide):
+    return float(np.sqrt(np.mean((pred[hide] - X[hide]) ** 2)))
+
+
+def test_mask_mcar_hides_the_rate_of_observed_cells_only():
+    missing = np.random.default_rng(1).random((50, 40)) < 0.2
+    n_obs = (~missing).sum()
+    for rate in (0.0, 0.1, 0.5, 0.9, 1.0):
+        hide = mask_mcar(missing, rate, seed=3)
+        assert hide.sum() == round(rate * n_obs)
+        assert not (hide & missing).any()
+    np.testing.assert_array_equal(mask_mcar(missing, 0.3, seed=3), mask_mcar(missing, 0.3, seed=3))
+    assert (mask_mcar(missing, 0.3, seed=3) != mask_mcar(missing, 0.3, seed=4)).any()
+    low, high = mask_mcar(missing, 0.3, seed=3), mask_mcar(missing, 0.7, seed=3)
+    assert not (low & ~high).any()                           # nested over rates
+    with pytest.raises(ValueError, match="rate"):
+        mask_mcar(missing, 1.5, seed=0)
+
+
+def test_mask_mcar_is_uniform_over_genes():
+    hide = mask_mcar(np.zeros((10_000, 10), bool), 0.3, seed=0)
+    np.testing.assert_allclose(hide.mean(axis=0), 0.3, atol=0.02)     # sd 0.005
+
+
+def test_mean_imputer_uses_training_means_only():
+    rng = np.random.default_rng(0)
+    train, test = rng.normal(size=(30, 8)).astype(np.float32), rng.normal(size=(10, 8))
+    train[0, 0] = np.nan
+    hide = mask_mcar(np.isnan(test), 0.5, seed=0)
+    imp = MeanImputer().fit(train)
+    np.testing.assert_allclose(imp.mean_, np.nanmean(train, axis=0), rtol=1e-6)
+    pred = imp.predict(test, hide)
+    np.testing.assert_allclose(pred[hide], np.broadcast_to(imp.mean_, test.shape)[hide])
+    np.testing.assert_array_equal(pred[~hide], test[~hide].astype(np.float32))
+    leaked = np.where(hide, test + 100.0, test)              # test values at hidden cells: no say
+    np.testing.assert_array_equal(imp.predict(leaked, hide)[hide], pred[hide])
+    assert not np.allclose(MeanImputer().fit(train + 1.0).predict(test, hide)[hide], pred[hide])
+
+
+def test_predict_keeps_visible_cells_and_unhidden_missing_nan():
+    X = np.arange(12, dtype=np.float32).reshape(3, 4)
+    X[0, 1] = np.nan
+    hide = np.zeros_like(X, bool)
+    hide[1, 2] = True
+    out = MeanImputer().fit(X).predict(X, hide)
+    assert np.isnan(out[0, 1]) and out[1, 2] == pytest.approx(np.nanmean(X[:, 2]))
+    np.testing.assert_array_equal(out[~hide & ~np.isnan(X)], X[~hide & ~np.isnan(X)])
+
+
+def test_imputers_are_sklearn_estimators():
+    for imp in (MeanImputer(), KNNImputer(n_neighbors=3)):
+        with pytest.raises(NotFittedError):
+            imp.predict(np.zeros((2, 3)), np.zeros((2, 3), bool))
+        assert clone(imp).get_params() == imp.get_params()
+
+
+def test_knn_beats_mean_on_correlated_data(spaces):
+    X_train, X_test = spaces
+    hide = mask_mcar(np.isnan(X_test), 0.3, seed=0)
+    mean = _rmse(X_test, MeanImputer().fit(X_train).predict(X_test, hide), hide)
+    knn = _rmse(X_test, KNNImputer().fit(X_train).predict(X_test, hide), hide)
+    assert knn < 0.9 * mean
+
+
+def test_pretrained_transformer_beats_mean_at_30_percent(spaces, encoders):
+    X_train, X_test = spaces
+    hide = mask_mcar(np.isnan(X_test), 0.3, seed=0)
+    mean = _rmse(X_test, MeanImputer().fit(X_train).predict(X_test, hide), hide)
+    for name, enc in encoders.items():
+        pred = EncoderImputer(enc).fit(X_train).predict(X_test, hide)
+        assert _rmse(X_test, pred, hide) < 0.8 * mean, name     # ~0.65 and ~0.72 of it
+
+
+_IMPUTERS = {
+    "mean": lambda enc: MeanImputer(),
+    "knn": lambda enc: KNNImputer(),
+    "transformer": lambda enc: EncoderImputer(enc["transformer"]),
+    "vime": lambda enc: EncoderImputer(enc["vime"]),
+    "vime-marginal": lambda enc: EncoderImputer(enc["vime"], fill="marginal", n_draws=3),
+}
+
+
+@pytest.mark.parametrize("name", list(_IMPUTERS))
+def test_predictions_never_read_hidden_true_values(spaces, encoders, name):
+    X_train, X_test = spaces
+    imp = _IMPUTERS[name](encoders).fit(X_train)
+    hide = mask_mcar(np.isnan(X_test), 0.3, seed=1)
+    pred = imp.predict(X_test, hide)
+    np.testing.assert_array_equal(imp.predict(np.where(hide, 1e6, X_test), hide), pred)
+    assert np.isfinite(pred[hide]).all()
+
+
+def test_encoder_imputer_refuses_methods_without_decoder_and_wrong_genes(spaces, split,
+                                                                        encoders):
+    X_train, _ = spaces
+    scarf = pretrain(split[0], method="scarf", config=TrainConfig(epochs=1, device="cpu"),
+                     model_config=MLPConfig(n_layers=1, hidden=8))
+    with pytest.raises(ValueError, match="no value decoder"):
+        EncoderImputer(scarf).fit(X_train)
+    with pytest.raises(GeneMismatchError, match="60 genes but X has 5"):
+        EncoderImputer(encoders["vime"]).fit(X_train[:, :5])
+
+
+def test_imputation_curve_covers_rates_seeds_methods(split, encoders):
+    train, test = split
+    df = imputation_curve(train, test, encoders=encoders, rates=(0.1, 0.5, 0.9), seeds=(0, 1))
+    assert len(df) == 3 * 2 * 4
+    assert set(df.method) == {"mean", "knn", "transformer", "vime"}
+    assert df.groupby("method").size().eq(6).all()
+    assert np.isfinite(df.rmse).all() and (df.n_masked > 0).all()
+    # The mean imputer is constant per gene in z-space: no correlation, by definition.
+    assert df.query("method == 'mean'")[["pearson_r", "per_gene_r"]].isna().all().all()
+    assert np.isfinite(df.query("method != 'mean'")[["pearson_r", "per_gene_r"]]).all().all()
+    summary = summarize_curve(df)
+    assert list(summary.columns) == ["method", "missing_rate", "rmse_mean", "rmse_sd", "r_mean",
+                                     "r_sd"]
+    assert len(summary) == 4 * 3
+    row = summary.query("method == 'knn' and missing_rate == 0.5").iloc[0]
+    assert row.rmse_mean == pytest.approx(df.query("method == 'knn' and missing_rate == 0.5")
+                                          .rmse.mean())
+
+
+def test_imputation_curve_refuses_encoders_with_another_normaliser(split, encoders):
+    train, test = split
+    other = Normalizer(NormalizeConfig(n_top_genes=30)).fit(train)
+    with pytest.raises(GeneMismatchError, match="another normaliser"):
+        imputation_curve(train, test, encoders=encoders, normalizer=other, seeds=(0,))
