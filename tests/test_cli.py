@@ -108,3 +108,73 @@ def test_pretrain_bad_method_and_embed_bad_model(tmp_path, capsys):
                  "--out", str(tmp_path / "e.h5ad")]) == 2
     assert "not a checkpoint folder" in capsys.readouterr().err
     assert not (tmp_path / "e.h5ad").exists()
+
+
+def _user_csv_pair(tmp_path):
+    """A cohort as a user brings it: genes x samples CSV and a clinical CSV of their own."""
+    from gexcore.data.simulate import SimulationConfig, simulate_cohort
+    adata = simulate_cohort(SimulationConfig(n_samples=60, n_genes=100, n_cancer_types=3,
+                                             n_shared_modules=2, module_size=8, n_batches=2,
+                                             n_prognostic_modules=1, seed=1))
+    expr = tmp_path / "my_expression.csv"
+    clin = tmp_path / "my_clinical.csv"
+    adata.to_df().T.to_csv(expr)
+    obs = adata.obs.rename(columns={"cancer_type": "Tumour type", "time": "OS_MONTHS",
+                                    "event": "OS_STATUS"})
+    obs["OS_STATUS"] = np.where(obs["OS_STATUS"] > 0, "1:DECEASED", "0:LIVING")
+    obs.rename_axis("sample").to_csv(clin)
+    return expr, clin, adata
+
+
+FAST = ["--methods", "scarf", "--fractions", "0.5", "1.0", "--seeds", "1",
+        "--pretrain-epochs", "1", "--finetune-epochs", "1"]
+
+
+def test_evaluate_classification_on_a_user_csv_pair(tmp_path, capsys):
+    expr, clin, _ = _user_csv_pair(tmp_path)
+    out = tmp_path / "report"
+    assert main(["evaluate", str(expr), "--clinical", str(clin), "--label", "Tumour type",
+                 *FAST, "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["task"] == "classification" and data["info"]["label"] == "Tumour type"
+    assert {r["model"] for r in data["scores"]} >= {"PCA + linear", "raw-feature linear",
+                                                    "MLP from scratch", "scarf"}
+    assert "| scarf (fine-tuned) |" in (out / "report.md").read_text()
+    assert (out / "curves.html").exists() and (out / "predictions.csv").exists()
+    assert "| model | 50% | 100% |" in capsys.readouterr().out
+
+
+def test_evaluate_survival_with_cbioportal_style_columns(tmp_path):
+    expr, clin, adata = _user_csv_pair(tmp_path)
+    out = tmp_path / "surv"
+    assert main(["evaluate", str(expr), "--clinical", str(clin), "--time", "OS_MONTHS",
+                 "--event", "OS_STATUS", *FAST, "--no-finetune", "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["info"]["events"] == int(adata.obs["event"].sum())
+    assert all(0 <= r["c_harrell"] <= 1 for r in data["scores"])
+
+
+def test_evaluate_imputation(tmp_path):
+    expr, _, _ = _user_csv_pair(tmp_path)
+    out = tmp_path / "imp"
+    assert main(["evaluate", str(expr), "--impute", "--methods", "vime", "--seeds", "1",
+                 "--pretrain-epochs", "1", "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert {r["model"] for r in data["scores"]} == {"mean", "knn", "vime"}
+    assert {r["missing_rate"] for r in data["scores"]} == {0.1, 0.3, 0.5, 0.7, 0.9}
+
+
+def test_evaluate_bad_label_lists_the_columns(tmp_path, capsys):
+    expr, clin, _ = _user_csv_pair(tmp_path)
+    assert main(["evaluate", str(expr), "--clinical", str(clin), "--label", "subtype",
+                 *FAST, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "'subtype'" in err and "Tumour type" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_evaluate_needs_exactly_one_task(tmp_path, capsys):
+    expr, clin, _ = _user_csv_pair(tmp_path)
+    assert main(["evaluate", str(expr), "--label", "x", "--impute",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "choose one task" in capsys.readouterr().err

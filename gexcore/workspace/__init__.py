@@ -1,0 +1,41 @@
+"""Per-user workspaces on disk, the run registry, and background jobs run by worker processes.
+
+```python
+ws = open_workspace("workspace", user="alice")
+cohort_id = ws.add_cohort(adata, "TCGA BRCA")
+run_id = submit(ws, PretrainJob(cohort=cohort_id, method="scarf", epochs=20))
+ws.run(run_id).status, ws.run(run_id).fraction      # poll; survives a browser refresh
+recover(ws)                                          # at app start: fail runs whose worker died
+```
+"""
+
+from __future__ import annotations
+
+from gexcore.workspace.jobs import (
+    INTERRUPTED,
+    TASKS,
+    JobCancelled,
+    Task,
+    TaskContext,
+    acquire_slot,
+    cancel,
+    recover,
+    register_task,
+    submit,
+)
+from gexcore.workspace.pretrain import EmbedJob, PretrainJob, new_encoder
+from gexcore.workspace.runs import ACTIVE, STATUSES, RunInfo, Status
+from gexcore.workspace.store import (
+    CohortInfo,
+    Workspace,
+    array_name,
+    embedding_name,
+    open_workspace,
+)
+
+__all__ = [
+    "ACTIVE", "INTERRUPTED", "STATUSES", "TASKS", "CohortInfo", "EmbedJob", "JobCancelled",
+    "PretrainJob", "RunInfo", "Status", "Task", "TaskContext", "Workspace", "acquire_slot",
+    "array_name", "cancel", "embedding_name", "new_encoder", "open_workspace", "recover",
+    "register_task", "submit",
+]

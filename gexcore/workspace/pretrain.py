@@ -1,0 +1,150 @@
+"""The built-in job kinds: pretrain an encoder on a stored cohort; embed a cohort with one.
+
+Torch loads inside the functions, so importing this (as the app does) stays cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gexcore.errors import InputError
+from gexcore.progress import Progress
+from gexcore.workspace.jobs import JobCancelled, TaskContext, register_task
+from gexcore.workspace.store import Workspace, embedding_name
+
+if TYPE_CHECKING:
+    from gexcore.models.encoder import Encoder
+    from gexcore.models.objectives import Method
+    from gexcore.models.presets import Preset
+    from gexcore.train.config import TrainConfig
+
+__all__ = [
+    "DEFAULT_TOP_GENES",
+    "EmbedJob",
+    "PretrainJob",
+    "new_encoder",
+    "run_embed",
+    "run_pretrain",
+]
+
+# With ~256 of 2,000 genes per step, a gene rarely meets its co-expressed partners and the
+# transformer learns only batch effects; 500 top-variance genes let it learn the types.
+DEFAULT_TOP_GENES = {"transformer": 500}
+
+
+def new_encoder(method: Method, *, preset: Preset = "auto", top_genes: int | None = None,
+                device: str = "auto") -> Encoder:
+    """An untrained Encoder as `gex pretrain` builds it: model size by preset (and device),
+    top-variance genes (default 500 for the transformer, all for MLP methods; 0 = all)."""
+    from gexcore.data.normalize import NormalizeConfig
+    from gexcore.models.encoder import Encoder
+    from gexcore.models.presets import model_config_for
+
+    top = top_genes if top_genes is not None else DEFAULT_TOP_GENES.get(method)
+    return Encoder(method, model_config_for(method, preset, device=device),
+                   normalize=NormalizeConfig(n_top_genes=top or None))
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    """Pretrain `method` on a stored cohort; the run folder becomes the checkpoint, and the
+    cohort's embedding is stored as `ws.embedding(cohort, run_id)`."""
+
+    cohort: str
+    method: Method = "transformer"
+    preset: Preset = "auto"
+    epochs: int = 10
+    seed: int = 0
+    top_genes: int | None = None          # None = the method's default, 0 = all genes
+    batch_size: int = 128
+    lr: float = 1e-3
+    patience: int | None = 5              # epochs without val improvement; None = never stop
+    device: str = "auto"
+    name: str = ""
+
+    def train_config(self) -> TrainConfig:
+        from gexcore.train.config import TrainConfig
+
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           seed=self.seed, patience=self.patience, device=self.device)
+
+    def check(self, ws: Workspace) -> None:
+        """Refuse bad settings before the job is queued."""
+        from gexcore.models.objectives import METHODS
+        from gexcore.models.presets import PRESETS
+
+        ws.cohort(self.cohort)
+        if self.method not in METHODS:
+            raise InputError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}.")
+        presets = ("auto", *PRESETS[self.method])
+        if self.preset not in presets:
+            raise InputError(f"preset must be one of {', '.join(presets)}, not {self.preset!r}.")
+        if self.top_genes is not None and (not isinstance(self.top_genes, int)
+                                           or self.top_genes < 0):
+            raise InputError(f"top_genes must be None or an integer >= 0, not {self.top_genes!r}.")
+        try:
+            self.train_config()
+        except ValueError as err:
+            raise InputError(str(err)) from err
+
+    def describe(self, ws: Workspace) -> str:
+        return f"{self.method} on {ws.cohort(self.cohort).name}"
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """Embed a stored cohort with a finished pretrain run; stored as `ws.embedding(cohort, run)`."""
+
+    cohort: str
+    run: str
+    name: str = ""
+
+    def check(self, ws: Workspace) -> None:
+        ws.cohort(self.cohort)
+        run = ws.run(self.run)
+        if run.kind != "pretrain" or run.status != "done":
+            raise InputError(f"run {self.run!r} is a {run.status} {run.kind} run; pick a "
+                             "finished pretrain run.")
+
+    def describe(self, ws: Workspace) -> str:
+        return f"embed {ws.cohort(self.cohort).name} with {ws.run(self.run).name}"
+
+
+def run_pretrain(job: PretrainJob, ctx: TaskContext) -> dict[str, Any]:
+    """Pretrain, save the encoder into the run folder, embed the same cohort."""
+    adata = ctx.workspace.load_cohort(job.cohort)
+    encoder = new_encoder(job.method, preset=job.preset, top_genes=job.top_genes,
+                          device=job.device)
+    history = encoder.pretrain(adata, job.train_config(), progress=ctx.progress,
+                               should_stop=ctx.should_stop)
+    if history.cancelled:
+        raise JobCancelled(f"cancelled after {history.steps} steps")
+    encoder.save(ctx.out_dir)
+    embedding = encoder.embed(adata)
+    ctx.workspace.save_array(ctx.run_id, embedding_name(job.cohort), embedding)
+    return {"method": job.method, "best_val_loss": history.best_val_loss,
+            "best_epoch": history.best_epoch, "epochs": history.epochs,
+            "stopped_early": history.stopped_early, "seconds": round(history.seconds, 2),
+            "n_samples": int(adata.n_obs), "n_genes": len(encoder.genes), "dim": encoder.dim,
+            "device": history.device, "precision": history.precision}
+
+
+def run_embed(job: EmbedJob, ctx: TaskContext) -> dict[str, Any]:
+    """Embed the cohort with the run's encoder (genes aligned by name; too little overlap fails)."""
+    from gexcore.models.encoder import Encoder
+
+    started = time.perf_counter()
+    ctx.progress(Progress("embed", 0, 1, message="loading"))
+    encoder = Encoder.load(ctx.workspace.run_dir(job.run))
+    adata = ctx.workspace.load_cohort(job.cohort)
+    embedding = encoder.embed(adata)
+    ctx.workspace.save_array(job.run, embedding_name(job.cohort), embedding)
+    ctx.progress(Progress("embed", 1, 1, message="done"))
+    return {"n_samples": int(adata.n_obs), "dim": int(embedding.shape[1]),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+register_task("pretrain", PretrainJob, run_pretrain)
+register_task("embed", EmbedJob, run_embed)

@@ -1,0 +1,262 @@
+"""Per-user workspaces on disk: cohorts as `.h5ad`, runs as folders, a registry in SQLite.
+
+```
+<base>/<user>/workspace.sqlite     cohorts and runs tables (WAL: readers never wait on a worker)
+<base>/<user>/cohorts/<id>.h5ad
+<base>/<user>/runs/<id>/           a run's outputs; appears whole, only when the run is done
+<base>/<user>/logs/<id>.txt        the worker's log, written while it runs
+<base>/<user>/arrays/<key>/<name>.npy   cached arrays (embeddings, UMAP coordinates)
+<base>/.slots/                     lock files that cap concurrent jobs over all users
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gexcore import keys
+from gexcore.atomic import atomic_write
+from gexcore.errors import InputError
+from gexcore.workspace.runs import RUNS_SCHEMA, RunInfo, Status, get_run, list_runs, new_id
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = [
+    "CohortInfo",
+    "Workspace",
+    "array_name",
+    "check_name",
+    "embedding_name",
+    "open_workspace",
+]
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_COHORTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cohorts (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    n_obs INTEGER NOT NULL,
+    n_vars INTEGER NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    simulated INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class CohortInfo:
+    """One stored cohort; `created` is Unix seconds."""
+
+    id: str
+    name: str
+    n_obs: int
+    n_vars: int
+    source: str = ""
+    simulated: bool = False
+    created: float = 0.0
+
+    @property
+    def label(self) -> str:
+        tag = " [simulated]" if self.simulated else ""
+        return f"{self.name} ({self.n_obs:,} x {self.n_vars:,}){tag}"
+
+
+def open_workspace(base_dir: str | Path, user: str = "default") -> Workspace:
+    """The workspace of `user` under `base_dir`, created on first use."""
+    check_name(user, "user name")
+    base = Path(base_dir)
+    return Workspace(base / user, slots_dir=base / ".slots")
+
+
+def check_name(value: str, what: str) -> str:
+    """Refuse anything that could leave its folder: letters, digits, `_.-`, up to 64."""
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value) or ".." in value:
+        raise InputError(f"{what} {value!r} is not allowed; use 1-64 letters, digits, '_', '.' "
+                         "or '-', starting with a letter or digit.")
+    return value
+
+
+def array_name(prefix: str, **params: Any) -> str:
+    """A stable file name for an array computed with `params`, e.g. `umap-3c9a1f0e2b`."""
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return f"{prefix}-{hashlib.sha256(blob).hexdigest()[:10]}"
+
+
+def embedding_name(cohort_id: str) -> str:
+    """Array name of an encoder run's embedding of one cohort (stored under the run's key)."""
+    return f"embedding-{cohort_id}"
+
+
+class Workspace:
+    """One user's cohorts, runs and cached arrays; safe to use from several processes."""
+
+    def __init__(self, root: str | Path, *, slots_dir: str | Path | None = None):
+        self.root = Path(root)
+        self.slots_dir = Path(slots_dir) if slots_dir is not None else self.root.parent / ".slots"
+        for sub in ("cohorts", "runs", "logs", "arrays"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "workspace.sqlite"
+        self._init_db()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def user(self) -> str:
+        return self.root.name
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """One short transaction: commit on success, roll back on error, always close."""
+        conn = sqlite3.connect(self.db_path, timeout=30.0)
+        conn.row_factory = sqlite3.Row
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def _init_db(self) -> None:
+        with self.connect() as conn:
+            # WAL lets the app read while a worker writes progress; it persists in the file.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_COHORTS_SCHEMA + RUNS_SCHEMA)
+
+    # -- cohorts ---------------------------------------------------------------------------
+    def add_cohort(self, adata: AnnData, name: str, *, source: str | None = None) -> str:
+        """Store `adata` as a new cohort (written atomically) and return its id."""
+        if not name or not name.strip():
+            raise InputError("a cohort needs a name.")
+        prov = adata.uns.get(keys.UNS_PROVENANCE, {})
+        cohort_id = new_id()
+        path = self.cohort_path(cohort_id)
+        atomic_write(path, lambda tmp: adata.write_h5ad(tmp))
+        try:
+            with self.connect() as conn:
+                conn.execute("INSERT INTO cohorts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (cohort_id, name.strip(), adata.n_obs, adata.n_vars,
+                              str(source if source is not None else prov.get("source", "")),
+                              int(bool(prov.get("simulated", False))), time.time()))
+        except sqlite3.Error:
+            path.unlink(missing_ok=True)      # no file without its row
+            raise
+        return cohort_id
+
+    def cohorts(self) -> list[CohortInfo]:
+        """Stored cohorts, newest first."""
+        with self.connect() as conn:
+            rows = conn.execute("SELECT * FROM cohorts ORDER BY created DESC, id DESC").fetchall()
+        return [_cohort_info(row) for row in rows]
+
+    def cohort(self, cohort_id: str) -> CohortInfo:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM cohorts WHERE id = ?", (cohort_id,)).fetchone()
+        if row is None:
+            raise InputError(f"workspace {self.user!r} has no cohort {cohort_id!r}; add it on the "
+                             "Data page or pick one of ws.cohorts().")
+        return _cohort_info(row)
+
+    def cohort_path(self, cohort_id: str) -> Path:
+        return self.root / "cohorts" / f"{check_name(cohort_id, 'cohort id')}.h5ad"
+
+    def load_cohort(self, cohort_id: str) -> AnnData:
+        """The stored AnnData of one cohort."""
+        import anndata
+
+        self.cohort(cohort_id)                   # a clear error for an unknown id
+        return anndata.read_h5ad(self.cohort_path(cohort_id))
+
+    def delete_cohort(self, cohort_id: str) -> None:
+        """Remove a cohort's row first, then its file, so no row points at a missing file."""
+        path = self.cohort_path(cohort_id)
+        with self.connect() as conn:
+            conn.execute("DELETE FROM cohorts WHERE id = ?", (cohort_id,))
+        path.unlink(missing_ok=True)
+
+    # -- runs ------------------------------------------------------------------------------
+    def runs(self, kind: str | None = None,
+             status: Status | tuple[Status, ...] | None = None) -> list[RunInfo]:
+        """Runs, newest first, optionally of one kind and one or several statuses."""
+        with self.connect() as conn:
+            return list_runs(conn, kind, status)
+
+    def run(self, run_id: str) -> RunInfo:
+        with self.connect() as conn:
+            run = get_run(conn, run_id)
+        if run is None:
+            raise InputError(f"workspace {self.user!r} has no run {run_id!r}.")
+        return run
+
+    def run_dir(self, run_id: str) -> Path:
+        """The run's output folder (a checkpoint for pretrain runs); exists once it is done."""
+        return self.root / "runs" / check_name(run_id, "run id")
+
+    def log_path(self, run_id: str) -> Path:
+        return self.root / "logs" / f"{check_name(run_id, 'run id')}.txt"
+
+    def read_log(self, run_id: str, *, max_chars: int = 20_000) -> str:
+        """The end of a run's log ("" before the worker wrote any)."""
+        path = self.log_path(run_id)
+        if not path.exists():
+            return ""
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - max_chars))
+            return f.read().decode("utf-8", errors="replace")
+
+    def delete_run(self, run_id: str) -> None:
+        """Forget a finished run and remove its folder, log and arrays."""
+        if self.run(run_id).active:
+            raise InputError(f"run {run_id!r} is still queued or running; cancel it first.")
+        with self.connect() as conn:
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        self.log_path(run_id).unlink(missing_ok=True)
+        self.delete_arrays(run_id)
+
+    # -- cached arrays ---------------------------------------------------------------------
+    def save_array(self, key: str, name: str, array: np.ndarray) -> Path:
+        """Store `array` as `arrays/<key>/<name>.npy` (key: a run or cohort id), atomically."""
+        path = self._array_path(key, name)
+        array = np.asarray(array)
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as f:                # a path would make np.save add ".npy"
+                np.save(f, array, allow_pickle=False)
+
+        return atomic_write(path, write)
+
+    def load_array(self, key: str, name: str) -> np.ndarray | None:
+        """The array saved under (key, name), or None if there is none."""
+        path = self._array_path(key, name)
+        return np.load(path, allow_pickle=False) if path.exists() else None
+
+    def delete_arrays(self, key: str) -> None:
+        shutil.rmtree(self.root / "arrays" / check_name(key, "array key"), ignore_errors=True)
+
+    def embedding(self, cohort_id: str, run_id: str) -> np.ndarray | None:
+        """(n_samples, dim) embedding of a cohort by an encoder run, if a job computed it."""
+        return self.load_array(run_id, embedding_name(cohort_id))
+
+    def _array_path(self, key: str, name: str) -> Path:
+        return (self.root / "arrays" / check_name(key, "array key")
+                / f"{check_name(name, 'array name')}.npy")
+
+
+def _cohort_info(row: sqlite3.Row) -> CohortInfo:
+    data = dict(row)
+    data["simulated"] = bool(data["simulated"])
+    return CohortInfo(**data)

@@ -1,0 +1,136 @@
+"""Submitting, cancelling and recovering jobs; the job-slot limit."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gexcore.errors import InputError
+from gexcore.workspace import (
+    INTERRUPTED,
+    PretrainJob,
+    acquire_slot,
+    cancel,
+    recover,
+    register_task,
+    submit,
+)
+from gexcore.workspace.jobs import _worker_alive, task_for
+from gexcore.workspace.runs import insert_run, update_run
+from tests.workspace._tasks import SleepJob
+from tests.workspace.conftest import finished, wait_for
+
+
+def _row(ws, status="running", pid=None, kind="sleep") -> str:
+    with ws.connect() as conn:
+        run_id = insert_run(conn, kind, "r", {})
+        update_run(conn, run_id, status=status, pid=pid)
+    return run_id
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_slot_lock_limits_parallel_jobs(tmp_path):
+    first = acquire_slot(tmp_path, 1)
+    assert first is not None
+    assert acquire_slot(tmp_path, 1) is None            # max_parallel=1: the second waits
+    second = acquire_slot(tmp_path, 2)                   # a second slot when two are allowed
+    assert second is not None and acquire_slot(tmp_path, 2) is None
+    first.close()
+    third = acquire_slot(tmp_path, 1)
+    assert third is not None
+    third.close()
+    second.close()
+
+
+def test_queued_job_waits_for_the_slot_then_runs(tmp_workspace):
+    slot = acquire_slot(tmp_workspace.slots_dir, 1)      # another job holds the only slot
+    try:
+        run_id = submit(tmp_workspace, SleepJob(steps=2), threads=1)
+        time.sleep(1.5)
+        run = tmp_workspace.run(run_id)
+        assert run.status == "queued" and run.pid is not None
+        assert _worker_alive(run.pid, run_id)
+    finally:
+        slot.close()
+    run = wait_for(tmp_workspace, run_id, finished, timeout=60)
+    assert run.status == "done", run.error
+    assert run.metrics == {"steps": 2} and run.progress["fraction"] == 1.0
+    assert (tmp_workspace.run_dir(run_id) / "result.txt").read_text() == "slept"
+    assert "waiting for a free job slot" in tmp_workspace.read_log(run_id)
+
+
+def test_cancel_while_queued_ends_the_worker(tmp_workspace):
+    slot = acquire_slot(tmp_workspace.slots_dir, 1)
+    try:
+        run_id = submit(tmp_workspace, SleepJob(), threads=1)
+        assert cancel(tmp_workspace, run_id)
+        assert tmp_workspace.run(run_id).status == "cancelled"
+        pid = tmp_workspace.run(run_id).pid
+        deadline = time.monotonic() + 30
+        while _worker_alive(pid, run_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _worker_alive(pid, run_id)
+    finally:
+        slot.close()
+    assert tmp_workspace.run(run_id).status == "cancelled"
+    assert not tmp_workspace.run_dir(run_id).exists()
+    assert not cancel(tmp_workspace, run_id)             # already over
+
+
+def test_submit_checks_the_job_before_queueing(tmp_workspace):
+    with pytest.raises(InputError, match="no cohort 'nope'"):
+        submit(tmp_workspace, PretrainJob(cohort="nope", method="scarf"))
+    assert tmp_workspace.runs() == []
+
+
+def test_submit_refuses_bad_settings(tmp_workspace, tiny_cohort):
+    cohort_id = tmp_workspace.add_cohort(tiny_cohort, "tiny")
+    with pytest.raises(InputError, match="method must be one of"):
+        submit(tmp_workspace, PretrainJob(cohort=cohort_id, method="bert"))
+    with pytest.raises(InputError, match="epochs"):
+        submit(tmp_workspace, PretrainJob(cohort=cohort_id, method="scarf", epochs=0))
+    assert tmp_workspace.runs() == []
+
+
+def test_recover_fails_runs_whose_worker_is_gone(tmp_workspace):
+    dead = _row(tmp_workspace, "running", pid=_dead_pid())
+    reused = _row(tmp_workspace, "queued", pid=os.getpid())   # alive, but not this run's worker
+    fresh = _row(tmp_workspace, "queued", pid=None)            # submit has not recorded a pid
+    done = _row(tmp_workspace, "done", pid=_dead_pid())
+    tmp_workspace.save_array(dead, "embedding-x", [1.0])
+    stale = tmp_workspace.root / "runs" / f".{dead}.abc123.tmp"
+    stale.mkdir()
+    assert sorted(recover(tmp_workspace)) == sorted([dead, reused])
+    for run_id in (dead, reused):
+        run = tmp_workspace.run(run_id)
+        assert run.status == "failed" and run.error == INTERRUPTED and run.finished
+    assert tmp_workspace.run(fresh).status == "queued"
+    assert tmp_workspace.run(done).status == "done"
+    assert not stale.exists() and tmp_workspace.load_array(dead, "embedding-x") is None
+    assert recover(tmp_workspace, grace_s=0.0) == [fresh]
+    assert recover(tmp_workspace) == []
+
+
+def test_register_task_needs_a_dataclass_and_submit_a_registered_job(tmp_workspace):
+    with pytest.raises(TypeError, match="must be a dataclass"):
+        register_task("odd", dict, lambda job, ctx: {})
+    with pytest.raises(InputError, match="not allowed"):
+        register_task("bad kind", SleepJob, lambda job, ctx: {})
+
+    @dataclasses.dataclass(frozen=True)
+    class Unregistered:
+        x: int = 1
+
+    with pytest.raises(TypeError, match="not a registered job class"):
+        submit(tmp_workspace, Unregistered())
+    assert task_for(SleepJob()).modules == ("tests.workspace._tasks",)
