@@ -6,6 +6,7 @@ palette (Okabe-Ito, then Paul Tol's muted set) and Viridis / Blues for continuou
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
     from gexcore.tasks.survival import KMResult
 
 __all__ = [
-    "PALETTE", "confusion_heatmap", "embedding_scatter", "format_p", "imputation_curves",
-    "importance_bar", "km_figure", "label_fraction_curves", "loss_curve", "probability_bars",
+    "PALETTE", "confusion_heatmap", "embedding_scatter", "format_p", "importance_bar",
+    "imputation_curves", "km_figure", "label_fraction_curves", "loss_curve", "probability_bars",
     "template",
 ]
 
@@ -33,25 +34,22 @@ CONTINUOUS_SCALE = "Viridis"
 _FONT = "Inter, 'Helvetica Neue', Helvetica, Arial, sans-serif"
 _METRIC_LABELS = {"macro_f1": "macro-F1", "accuracy": "accuracy", "c_index": "C-index",
                   "c_index_uno": "Uno's C-index", "rmse": "RMSE", "pearson_r": "Pearson r"}
-_template: go.layout.Template | None = None
 
 
+@functools.cache
 def template() -> go.layout.Template:
     """The house template (built once): plotly_white with larger fonts and the palette."""
-    global _template
-    if _template is None:
-        import plotly.io as pio
+    import plotly.io as pio
 
-        axis = dict(showline=True, linecolor="#444444", ticks="outside", gridcolor="#E8E8E8",
-                    zeroline=False, title_standoff=8)
-        base = go.layout.Template(pio.templates["plotly_white"])
-        base.layout.update(
-            font=dict(family=_FONT, size=14, color="#222222"), colorway=PALETTE,
-            title=dict(font=dict(size=18), x=0.0, xanchor="left"), xaxis=axis, yaxis=axis,
-            legend=dict(bgcolor="rgba(255,255,255,0.8)"), hoverlabel=dict(font_size=13),
-            margin=dict(l=60, r=20, t=60, b=55))
-        _template = base
-    return _template
+    axis = {"showline": True, "linecolor": "#444444", "ticks": "outside",
+            "gridcolor": "#E8E8E8", "zeroline": False, "title_standoff": 8}
+    base = go.layout.Template(pio.templates["plotly_white"])
+    base.layout.update(
+        font={"family": _FONT, "size": 14, "color": "#222222"}, colorway=PALETTE,
+        title={"font": {"size": 18}, "x": 0.0, "xanchor": "left"}, xaxis=axis, yaxis=axis,
+        legend={"bgcolor": "rgba(255,255,255,0.8)"}, hoverlabel={"font_size": 13},
+        margin={"l": 60, "r": 20, "t": 60, "b": 55})
+    return base
 
 
 def embedding_scatter(coords, *, color=None, color_name: str = "", hover_ids=None,
@@ -71,7 +69,7 @@ def embedding_scatter(coords, *, color=None, color_name: str = "", hover_ids=Non
     size = 7 if n <= 2_000 else 5 if n <= 20_000 else 3
     fig = go.Figure()
     if color is None:
-        fig.add_trace(_points(xy, np.arange(n), text, "samples", dict(color=PALETTE[0]), size))
+        fig.add_trace(_points(xy, np.arange(n), text, "samples", {"color": PALETTE[0]}, size))
         fig.update_layout(showlegend=False)
     else:
         values = _as_1d(color, n, "color")
@@ -80,7 +78,7 @@ def embedding_scatter(coords, *, color=None, color_name: str = "", hover_ids=Non
         else:
             _add_continuous(fig, xy, values, text, size, color_name)
     fig.update_layout(template=template(), title=title, dragmode="lasso", hovermode="closest",
-                      legend=dict(title=color_name, itemsizing="constant"), uirevision="embed")
+                      legend={"title": color_name, "itemsizing": "constant"}, uirevision="embed")
     fig.update_xaxes(title=axis_titles[0], showgrid=False, showticklabels=False, ticks="")
     fig.update_yaxes(title=axis_titles[1], showgrid=False, showticklabels=False, ticks="")
     if simulated:
@@ -91,7 +89,7 @@ def embedding_scatter(coords, *, color=None, color_name: str = "", hover_ids=Non
 def _points(xy, rows, text, name, marker, size) -> go.Scattergl:
     return go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=name,
                         customdata=rows, text=text[rows], hovertemplate="%{text}<extra></extra>",
-                        marker=dict(size=size, opacity=0.8, line=dict(width=0), **marker))
+                        marker=dict(size=size, opacity=0.8, line={"width": 0}, **marker))
 
 
 def _add_categories(fig: go.Figure, xy, values, text, size: int) -> None:
@@ -104,24 +102,24 @@ def _add_categories(fig: go.Figure, xy, values, text, size: int) -> None:
         cats = sorted(labels.dropna().unique(), key=_natural_key)
     for i, cat in enumerate(cats):
         rows = np.flatnonzero(labels.to_numpy() == cat)
-        fig.add_trace(_points(xy, rows, text, cat, dict(color=PALETTE[i % len(PALETTE)]), size))
+        fig.add_trace(_points(xy, rows, text, cat, {"color": PALETTE[i % len(PALETTE)]}, size))
     if missing.any():
         fig.add_trace(_points(xy, np.flatnonzero(missing), text, "missing",
-                              dict(color=MISSING_COLOR), size))
+                              {"color": MISSING_COLOR}, size))
 
 
 def _add_continuous(fig: go.Figure, xy, values, text, size: int, color_name: str) -> None:
     z = np.asarray(values, dtype=float)
     finite = np.isfinite(z)
     rows = np.flatnonzero(finite)
-    marker = dict(color=z[rows], colorscale=CONTINUOUS_SCALE, showscale=True,
-                  colorbar=dict(title=color_name, thickness=14))
+    marker = {"color": z[rows], "colorscale": CONTINUOUS_SCALE, "showscale": True,
+                  "colorbar": {"title": color_name, "thickness": 14}}
     fig.add_trace(_points(xy, rows, text, color_name or "value", marker, size))
     if not finite.all():
         fig.add_trace(_points(xy, np.flatnonzero(~finite), text, "missing",
-                              dict(color=MISSING_COLOR), size))
-    fig.update_layout(showlegend=not finite.all(), legend=dict(x=0, y=-0.05, yanchor="top",
-                                                               orientation="h"))
+                              {"color": MISSING_COLOR}, size))
+    fig.update_layout(showlegend=not finite.all(), legend={"x": 0, "y": -0.05, "yanchor": "top",
+                                                               "orientation": "h"})
 
 
 def _hover_text(n: int, ids, hover_data, color, color_name: str) -> np.ndarray:
@@ -172,7 +170,7 @@ def _natural_key(label: str):
 def _simulated_note(fig: go.Figure) -> None:
     fig.add_annotation(text="simulated data", xref="paper", yref="paper", x=1.0, y=1.0,
                        xanchor="right", yanchor="bottom", showarrow=False,
-                       font=dict(size=13, color="#8A4B00"), bgcolor="#FFF4E0",
+                       font={"size": 13, "color": "#8A4B00"}, bgcolor="#FFF4E0",
                        bordercolor="#E69F00", borderwidth=1, borderpad=3)
 
 
@@ -190,7 +188,7 @@ def km_figure(result: KMResult, *, title: str = "", censor_ticks: bool = True) -
         counts = result.at_risk.get(name, [])
         fig.add_trace(go.Scatter(
             x=result.at_risk_times[:len(counts)], y=[name] * len(counts), mode="text",
-            text=[f"{c:,}" for c in counts], textfont=dict(color=PALETTE[i % len(PALETTE)]),
+            text=[f"{c:,}" for c in counts], textfont={"color": PALETTE[i % len(PALETTE)]},
             showlegend=False, hoverinfo="skip"), row=2, col=1)
     unit = f" ({result.time_unit})" if result.time_unit else ""
     ticks = [float(t) for t in result.at_risk_times]
@@ -199,23 +197,25 @@ def km_figure(result: KMResult, *, title: str = "", censor_ticks: bool = True) -
                      row=2, col=1)
     fig.update_yaxes(title="survival probability", range=[0, 1.03], row=1, col=1)
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=names[::-1],
-                     showgrid=False, showline=False, ticks="", row=2, col=1)
+                     range=[-0.6, len(names) - 0.3], showgrid=False, showline=False, ticks="",
+                     row=2, col=1)
     fig.add_annotation(text="<b>Number at risk</b>", xref="paper", yref="y2 domain", x=0,
-                       y=1.0, xanchor="left", yanchor="bottom", showarrow=False,
-                       font=dict(size=12))
+                       y=1.0, xanchor="right", yanchor="bottom", showarrow=False,
+                       font={"size": 12})
     fig.add_annotation(text=_km_stats(result), xref="x domain", yref="y domain", x=0.99,
                        y=0.99, xanchor="right", yanchor="top", align="right", showarrow=False,
-                       bgcolor="rgba(255,255,255,0.85)", font=dict(size=12))
-    fig.update_layout(template=template(), title=title, height=520, hovermode="closest",
-                      legend=dict(x=0.01, y=0.02, xanchor="left", yanchor="bottom",
-                                  bgcolor="rgba(255,255,255,0.8)"))
+                       bgcolor="rgba(255,255,255,0.85)", font={"size": 12})
+    fig.update_layout(template=template(), title=title, height=540, hovermode="closest",
+                      margin={"l": 100, "t": 90},
+                      legend={"orientation": "h", "x": 0, "y": 1.0, "xanchor": "left",
+                                  "yanchor": "bottom"})
     return fig
 
 
 def _add_km_group(fig: go.Figure, group, color: str, censor_ticks: bool, unit: str) -> None:
     t = np.asarray(group.timeline, dtype=float)
-    band = dict(x=t, mode="lines", line=dict(width=0, shape="hv"), hoverinfo="skip",
-                showlegend=False, legendgroup=group.name)
+    band = {"x": t, "mode": "lines", "line": {"width": 0, "shape": "hv"}, "hoverinfo": "skip",
+                "showlegend": False, "legendgroup": group.name}
     fig.add_trace(go.Scatter(y=np.asarray(group.lower, float), **band), row=1, col=1)
     fig.add_trace(go.Scatter(y=np.asarray(group.upper, float), fill="tonexty",
                              fillcolor=_rgba(color, 0.15), **band), row=1, col=1)
@@ -224,7 +224,7 @@ def _add_km_group(fig: go.Figure, group, color: str, censor_ticks: bool, unit: s
     fig.add_trace(go.Scatter(
         x=t, y=np.asarray(group.survival, float), mode="lines", legendgroup=group.name,
         name=f"{group.name} (n={group.n:,}, {group.events:,} events)",
-        line=dict(color=color, width=2.5, shape="hv"),
+        line={"color": color, "width": 2.5, "shape": "hv"},
         hovertemplate=(f"<b>{group.name}</b><br>t = %{{x:.3g}}<br>S(t) = %{{y:.2f}}"
                        f"<br>median: {median}<extra></extra>")), row=1, col=1)
     censored = getattr(group, "censor_times", None)
@@ -232,7 +232,7 @@ def _add_km_group(fig: go.Figure, group, color: str, censor_ticks: bool, unit: s
         ct = np.asarray(censored, dtype=float)
         at = np.clip(np.searchsorted(t, ct, side="right") - 1, 0, len(t) - 1)
         fig.add_trace(go.Scatter(x=ct, y=np.asarray(group.survival, float)[at], mode="markers",
-                                 marker=dict(symbol="line-ns-open", size=8, color=color),
+                                 marker={"symbol": "line-ns-open", "size": 8, "color": color},
                                  legendgroup=group.name, showlegend=False, hoverinfo="skip"),
                       row=1, col=1)
 
@@ -298,10 +298,11 @@ def label_fraction_curves(df: pd.DataFrame, *, metric: str = "macro_f1",
 
 def _add_band(fig: go.Figure, x, mean, sd, color: str, name: str, **where) -> None:
     fig.add_trace(go.Scatter(x=np.r_[x, x[::-1]], y=np.r_[mean + sd, (mean - sd)[::-1]],
-                             fill="toself", fillcolor=_rgba(color, 0.15), line=dict(width=0),
+                             mode="lines", fill="toself", fillcolor=_rgba(color, 0.15),
+                             line={"width": 0},
                              hoverinfo="skip", showlegend=False, legendgroup=name), **where)
     fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=name, legendgroup=name,
-                             line=dict(color=color, width=2.5), customdata=sd,
+                             line={"color": color, "width": 2.5}, customdata=sd,
                              hovertemplate=f"{name}: %{{y:.3f}} \u00b1 %{{customdata:.3f}}"
                                            "<extra></extra>"), **where)
 
@@ -325,7 +326,7 @@ def confusion_heatmap(confusion: list[list[int]], classes, *, normalize: bool = 
     fig = go.Figure(go.Heatmap(
         z=z, x=classes, y=classes, text=text, texttemplate="%{text}", colorscale="Blues",
         zmin=0, zmax=1 if normalize else None, xgap=1, ygap=1,
-        colorbar=dict(title="share of true" if normalize else "samples", thickness=14),
+        colorbar={"title": "share of true" if normalize else "samples", "thickness": 14},
         hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
     fig.update_layout(template=template(), title=title)
     fig.update_xaxes(title="predicted", showgrid=False, side="bottom")
@@ -342,23 +343,23 @@ def loss_curve(history: dict, *, title: str = "Training loss") -> go.Figure:
     if len(step) and n_epochs:
         x = np.arange(1, len(step) + 1) * n_epochs / len(step)     # steps in epoch units
         fig.add_trace(go.Scatter(x=x, y=step, mode="lines", name="step",
-                                 line=dict(color=_rgba(PALETTE[4], 0.6), width=1),
+                                 line={"color": _rgba(PALETTE[4], 0.6), "width": 1},
                                  hovertemplate="step loss %{y:.4g}<extra></extra>"))
     epochs = np.arange(1, n_epochs + 1)
     if n_epochs:
         fig.add_trace(go.Scatter(x=epochs, y=train, mode="lines+markers", name="train",
-                                 line=dict(color=PALETTE[0], width=2.5)))
+                                 line={"color": PALETTE[0], "width": 2.5}))
     if len(val):
         fig.add_trace(go.Scatter(x=np.arange(1, len(val) + 1), y=val, mode="lines+markers",
-                                 name="validation", line=dict(color=PALETTE[1], width=2.5,
-                                                              dash="dash")))
+                                 name="validation", line={"color": PALETTE[1], "width": 2.5,
+                                                              "dash": "dash"}))
     best = int(history.get("best_epoch") or 0)
     if best:
-        fig.add_vline(x=best, line=dict(color="#777777", dash="dot"),
+        fig.add_vline(x=best, line={"color": "#777777", "dash": "dot"},
                       annotation_text=f"best epoch {best}", annotation_position="top")
     if not fig.data:
         fig.add_annotation(text="no training history yet", showarrow=False, xref="paper",
-                           yref="paper", x=0.5, y=0.5, font=dict(size=16, color="#777777"))
+                           yref="paper", x=0.5, y=0.5, font={"size": 16, "color": "#777777"})
     fig.update_layout(template=template(), title=title, hovermode="x unified")
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="loss")

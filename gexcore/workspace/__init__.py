@@ -23,6 +23,7 @@ from gexcore.workspace.jobs import (
     register_task,
     submit,
 )
+from gexcore.workspace.evaluate_job import EvaluateJob
 from gexcore.workspace.pretrain import EmbedJob, PretrainJob, new_encoder
 from gexcore.workspace.runs import ACTIVE, STATUSES, RunInfo, Status
 from gexcore.workspace.store import (
@@ -34,7 +35,7 @@ from gexcore.workspace.store import (
 )
 
 __all__ = [
-    "ACTIVE", "INTERRUPTED", "STATUSES", "TASKS", "CohortInfo", "EmbedJob", "JobCancelled",
+    "ACTIVE", "INTERRUPTED", "STATUSES", "TASKS", "CohortInfo", "EmbedJob", "EvaluateJob", "JobCancelled",
     "PretrainJob", "RunInfo", "Status", "Task", "TaskContext", "Workspace", "acquire_slot",
     "array_name", "cancel", "embedding_name", "new_encoder", "open_workspace", "recover",
     "register_task", "submit",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from gexcore.errors import InputError
 from gexcore.progress import Progress
 from gexcore.workspace.jobs import JobCancelled, TaskContext, register_task
+from gexcore.workspace.losslog import LossRecorder
 from gexcore.workspace.store import Workspace, embedding_name
 
 if TYPE_CHECKING:
@@ -117,7 +118,8 @@ def run_pretrain(job: PretrainJob, ctx: TaskContext) -> dict[str, Any]:
     adata = ctx.workspace.load_cohort(job.cohort)
     encoder = new_encoder(job.method, preset=job.preset, top_genes=job.top_genes,
                           device=job.device)
-    history = encoder.pretrain(adata, job.train_config(), progress=ctx.progress,
+    progress = LossRecorder(ctx.workspace, ctx.run_id, ctx.progress)    # live loss curve
+    history = encoder.pretrain(adata, job.train_config(), progress=progress,
                                should_stop=ctx.should_stop)
     if history.cancelled:
         raise JobCancelled(f"cancelled after {history.steps} steps")

@@ -1,0 +1,67 @@
+"""Put the demo cohort and the shipped demo encoder into a workspace, once, in about a second.
+
+The app opens on them, so a clinician demo shows a map and survival curves with no clicks.
+The encoder, its embedding and UMAP come from `scripts/build_demo_model.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gexcore.data.demo import assets_dir, load_demo
+from gexcore.workspace.runs import insert_run, update_run
+from gexcore.tasks.projection import ProjectionParams
+from gexcore.workspace.maps import map_name
+from gexcore.workspace.store import Workspace, embedding_name
+
+__all__ = ["DEMO_COHORT", "demo_model_dir", "ensure_demo"]
+
+DEMO_COHORT = "simulated_pancancer"
+_SOURCE = f"demo:{DEMO_COHORT}"
+
+
+def demo_model_dir() -> Path:
+    return assets_dir() / "models" / "demo_transformer"
+
+
+def ensure_demo(ws: Workspace) -> tuple[str, str | None]:
+    """(cohort id, demo run id) in `ws`, adding them on first use; run id None if not shipped."""
+    cohort_id = next((c.id for c in ws.cohorts() if c.source == _SOURCE), None)
+    if cohort_id is None:
+        cohort_id = ws.add_cohort(load_demo(DEMO_COHORT), "Simulated pan-cancer (demo)",
+                                  source=_SOURCE)
+    model = demo_model_dir()
+    if not (model / "model.safetensors").exists():
+        return cohort_id, None
+    for run in ws.runs(kind="pretrain", status="done"):
+        if run.params.get("demo") and run.params.get("cohort") == cohort_id:
+            return cohort_id, run.id
+    return cohort_id, _add_demo_run(ws, cohort_id, model)
+
+
+def _add_demo_run(ws: Workspace, cohort_id: str, model: Path) -> str:
+    """Register the shipped checkpoint as a finished pretrain run, with its arrays."""
+    info = json.loads((model / "demo.json").read_text())
+    meta = json.loads((model / "metadata.json").read_text())
+    with ws.connect() as conn:
+        run_id = insert_run(conn, "pretrain", "transformer (shipped demo model)",
+                            {"cohort": cohort_id, "method": "transformer", "demo": True})
+    tmp = ws.run_dir(run_id).with_name(f".{run_id}.demo.tmp")
+    shutil.copytree(model, tmp, ignore=shutil.ignore_patterns("*.npy", "demo.json"))
+    tmp.rename(ws.run_dir(run_id))
+    ws.save_array(run_id, embedding_name(cohort_id), np.load(model / "embedding.npy"))
+    ws.save_array(run_id, map_name(cohort_id, ProjectionParams(**info["umap_params"])),
+                  np.load(model / "umap.npy"))
+    history = meta.get("history", {})
+    now = time.time()
+    with ws.connect() as conn:
+        update_run(conn, run_id, status="done", started=now, finished=now,
+                   metrics={"method": "transformer", "best_val_loss": history.get(
+                       "best_val_loss"), "epochs": info.get("epochs"), "demo": True},
+                   progress={"fraction": 1.0, "message": "shipped with GexScope"})
+    return run_id

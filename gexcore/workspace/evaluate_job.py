@@ -1,0 +1,92 @@
+"""The "evaluate" job kind: train heads and baselines on a stored cohort, write the report.
+
+The run folder holds `report/` (results.json, report.md, curves.html, predictions.csv), which
+the Predictions and Survival pages read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gexcore import keys
+from gexcore.errors import InputError
+from gexcore.workspace.jobs import JobCancelled, TaskContext, register_task
+from gexcore.workspace.store import Workspace
+
+__all__ = ["EvaluateJob", "run_evaluate", "REPORT_DIR"]
+
+REPORT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class EvaluateJob:
+    """Evaluate SSL encoders against baselines on one task of a stored cohort."""
+
+    cohort: str
+    task: Literal["classification", "survival", "imputation"] = "classification"
+    label: str | None = None                 # obs column, for classification
+    methods: tuple[str, ...] = ("scarf", "vime", "byol", "transformer")
+    fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+    seeds: int = 3
+    pretrain_epochs: int = 20
+    finetune_epochs: int = 30
+    finetune: bool = True
+    groups: str = "median"
+    name: str = ""
+    extra: dict = field(default_factory=dict)    # EvalConfig fields beyond these
+
+    def config(self):
+        from gexcore.evaluate import EvalConfig
+
+        return EvalConfig(methods=tuple(self.methods), fractions=tuple(self.fractions),
+                          seeds=self.seeds, pretrain_epochs=self.pretrain_epochs,
+                          finetune_epochs=self.finetune_epochs, finetune=self.finetune,
+                          **self.extra)
+
+    def check(self, ws: Workspace) -> None:
+        """Refuse a bad task or column before queueing (reads the cohort's obs only)."""
+        import anndata
+
+        ws.cohort(self.cohort)
+        if self.task not in ("classification", "survival", "imputation"):
+            raise InputError(f"task must be classification, survival or imputation, "
+                             f"not {self.task!r}.")
+        try:
+            self.config()
+        except (TypeError, ValueError) as err:
+            raise InputError(str(err)) from err
+        obs = anndata.read_h5ad(ws.cohort_path(self.cohort), backed="r").obs
+        needed = {"classification": [self.label], "survival": [keys.OBS_TIME, keys.OBS_EVENT],
+                  "imputation": []}[self.task]
+        for column in needed:
+            if column is None or column not in obs:
+                raise InputError(f"the cohort has no column {column!r} for {self.task}; columns "
+                                 f"are: {', '.join(map(str, obs.columns))}.")
+
+    def describe(self, ws: Workspace) -> str:
+        what = f"{self.task} of {self.label}" if self.label else self.task
+        return f"evaluate {what} on {ws.cohort(self.cohort).name}"
+
+
+def run_evaluate(job: EvaluateJob, ctx: TaskContext) -> dict[str, Any]:
+    """Run the protocol and write the report folder; metrics = primary metric at 100% labels."""
+    from gexcore.evaluate import run_evaluation
+    from gexcore.evaluate.report import PRIMARY_METRIC, summarize, write_report
+
+    adata = ctx.workspace.load_cohort(job.cohort)
+    result = run_evaluation(adata, job.task, job.config(), label=job.label, groups=job.groups,
+                            progress=ctx.progress, should_stop=ctx.should_stop)
+    if ctx.should_stop():
+        raise JobCancelled("cancelled")
+    write_report(ctx.out_dir / REPORT_DIR, result.task, result.scores, info=result.info,
+                 config=result.config, predictions=result.predictions, extras=result.extras)
+    metric = PRIMARY_METRIC[result.task]
+    table = summarize(result.scores, metric)
+    top = table[table["fraction"] == table["fraction"].max()]
+    return {"task": result.task, "metric": metric, "seconds": result.info.get("seconds"),
+            **{f"{r.model} ({r.regime})" if "regime" in top else r.model: round(r.mean, 4)
+               for r in top.itertuples()}}
+
+
+register_task("evaluate", EvaluateJob, run_evaluate)

@@ -1,0 +1,38 @@
+"""The evaluate job in a real worker: report folder in the run, metrics in the registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gexcore.errors import InputError
+from gexcore.workspace import EvaluateJob, submit
+from gexcore.workspace.demo import ensure_demo
+from gexcore.workspace.evaluate_job import REPORT_DIR
+from tests.workspace.conftest import finished, wait_for
+
+
+def test_classification_report_lands_in_the_run(tmp_workspace, tiny_cohort):
+    cohort = tmp_workspace.add_cohort(tiny_cohort, "tiny")
+    job = EvaluateJob(cohort, "classification", label="cancer_type", methods=("scarf",),
+                      fractions=(1.0,), seeds=1, pretrain_epochs=1, finetune_epochs=1)
+    run = wait_for(tmp_workspace, submit(tmp_workspace, job), finished)
+    assert run.status == "done", run.error
+    report = tmp_workspace.run_dir(run.id) / REPORT_DIR
+    data = json.loads((report / "results.json").read_text())
+    assert data["task"] == "classification" and (report / "predictions.csv").exists()
+    assert run.metrics["metric"] == "macro_f1" and "scarf (fine-tuned)" in run.metrics
+
+
+def test_bad_column_is_refused_before_queueing(tmp_workspace, tiny_cohort):
+    cohort = tmp_workspace.add_cohort(tiny_cohort, "tiny")
+    with pytest.raises(InputError, match="'subtype'.*columns are: .*cancer_type"):
+        submit(tmp_workspace, EvaluateJob(cohort, "classification", label="subtype"))
+    assert tmp_workspace.runs() == []
+
+
+def test_demo_is_added_once(tmp_workspace):
+    first = ensure_demo(tmp_workspace)
+    second = ensure_demo(tmp_workspace)
+    assert first == second and len(tmp_workspace.cohorts()) == 1
