@@ -132,7 +132,7 @@ def _hover_text(n: int, ids, hover_data, color, color_name: str) -> np.ndarray:
         extra = {color_name: color, **extra}
     for name, column in extra.items():
         values = pd.Series(_as_1d(column, n, f"hover_data[{name!r}]"))
-        shown = values.map(_fmt_value).fillna("missing")
+        shown = values.astype(object).map(_fmt_value).fillna("missing")
         text = text + f"<br>{name}: " + shown
     return text.to_numpy(dtype=object)
 

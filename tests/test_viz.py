@@ -220,3 +220,15 @@ def test_every_figure_uses_the_house_template():
     fig = viz.probability_bars([1.0], ["a"])
     assert fig.layout.template.layout.colorway == viz.PALETTE
     assert fig.layout.template.layout.font.size == 14
+
+
+def test_categorical_colour_and_hover_data():
+    """Regression: a pandas Categorical colour crashed in the hover text (Categorical.map)."""
+    import pandas as pd
+
+    from gexcore.viz import embedding_scatter
+    cat = pd.Series(pd.Categorical(["a", "b", None, "a"]))
+    fig = embedding_scatter(np.zeros((4, 2)), color=cat, color_name="type",
+                            hover_data={"type": cat}, hover_ids=list("wxyz"))
+    assert {t.name for t in fig.data} == {"a", "b", "missing"}
+    assert any("type: missing" in s for t in fig.data for s in t.text)

@@ -25,23 +25,29 @@ DEMO_COHORT = "simulated_pancancer"
 _SOURCE = f"demo:{DEMO_COHORT}"
 
 
-def demo_model_dir() -> Path:
-    return assets_dir() / "models" / "demo_transformer"
+DEMO_METHODS = ("transformer", "vime")   # registered in this order: the newest (VIME) shows first
 
 
-def ensure_demo(ws: Workspace) -> tuple[str, str | None]:
-    """(cohort id, demo run id) in `ws`, adding them on first use; run id None if not shipped."""
+def demo_model_dir(method: str = "transformer") -> Path:
+    return assets_dir() / "models" / f"demo_{method}"
+
+
+def ensure_demo(ws: Workspace) -> tuple[str, list[str]]:
+    """(cohort id, demo run ids) in `ws`, adding what is missing; models not shipped are skipped."""
     cohort_id = next((c.id for c in ws.cohorts() if c.source == _SOURCE), None)
     if cohort_id is None:
         cohort_id = ws.add_cohort(load_demo(DEMO_COHORT), "Simulated pan-cancer (demo)",
                                   source=_SOURCE)
-    model = demo_model_dir()
-    if not (model / "model.safetensors").exists():
-        return cohort_id, None
-    for run in ws.runs(kind="pretrain", status="done"):
-        if run.params.get("demo") and run.params.get("cohort") == cohort_id:
-            return cohort_id, run.id
-    return cohort_id, _add_demo_run(ws, cohort_id, model)
+    present = {r.params.get("method"): r.id for r in ws.runs(kind="pretrain", status="done")
+               if r.params.get("demo") and r.params.get("cohort") == cohort_id}
+    run_ids = []
+    for method in DEMO_METHODS:
+        model = demo_model_dir(method)
+        if method in present:
+            run_ids.append(present[method])
+        elif (model / "model.safetensors").exists():
+            run_ids.append(_add_demo_run(ws, cohort_id, model))
+    return cohort_id, run_ids
 
 
 def _add_demo_run(ws: Workspace, cohort_id: str, model: Path) -> str:
@@ -49,8 +55,8 @@ def _add_demo_run(ws: Workspace, cohort_id: str, model: Path) -> str:
     info = json.loads((model / "demo.json").read_text())
     meta = json.loads((model / "metadata.json").read_text())
     with ws.connect() as conn:
-        run_id = insert_run(conn, "pretrain", "transformer (shipped demo model)",
-                            {"cohort": cohort_id, "method": "transformer", "demo": True})
+        run_id = insert_run(conn, "pretrain", f"{info['method']} (shipped demo model)",
+                            {"cohort": cohort_id, "method": info["method"], "demo": True})
     tmp = ws.run_dir(run_id).with_name(f".{run_id}.demo.tmp")
     shutil.copytree(model, tmp, ignore=shutil.ignore_patterns("*.npy", "demo.json"))
     tmp.rename(ws.run_dir(run_id))
@@ -61,7 +67,7 @@ def _add_demo_run(ws: Workspace, cohort_id: str, model: Path) -> str:
     now = time.time()
     with ws.connect() as conn:
         update_run(conn, run_id, status="done", started=now, finished=now,
-                   metrics={"method": "transformer", "best_val_loss": history.get(
+                   metrics={"method": info["method"], "best_val_loss": history.get(
                        "best_val_loss"), "epochs": info.get("epochs"), "demo": True},
                    progress={"fraction": 1.0, "message": "shipped with GexScope"})
     return run_id

@@ -60,7 +60,7 @@ def history_from_reports(rows: np.ndarray) -> dict[str, Any]:
     val loss) reports: a report's running mean over its epoch so far gives the mean loss of the
     steps since the report before it."""
     step, total, _, epochs, loss, val = np.asarray(rows, dtype=float).T
-    per_epoch = max(1, int(round(total[-1] / max(epochs[-1], 1))))
+    per_epoch = max(1, round(total[-1] / max(epochs[-1], 1)))
     per_step = np.full(int(step.max()), np.nan)
     start, done, loss_sum = -1, 0, 0.0              # epoch start step; steps and sum so far
     for s, mean in zip(step.astype(int), loss):

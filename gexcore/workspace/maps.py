@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from anndata import AnnData
 
-__all__ = ["RAW", "map_name", "cohort_map", "features", "map_table"]
+__all__ = ["RAW", "cohort_map", "features", "map_name", "map_table"]
 
 RAW = "expression"       # the map source that is the cohort's own normalised expression
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,9 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+APP = ROOT / "app.py"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -27,11 +30,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory):
+def workspace_dir(tmp_path_factory) -> Path:
+    """The server's workspaces: a temp folder, never ./workspace."""
+    return tmp_path_factory.mktemp("workspaces")
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory, workspace_dir):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           "GEX_WORKSPACE": str(workspace_dir), "GEX_THREADS": "1"}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP),
            "--server.headless", "true", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
     with open(log, "w") as out:
@@ -51,6 +61,18 @@ def server_url(tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(timeout=20)
+    _stop_workers(workspace_dir)
+
+
+def _stop_workers(base: Path) -> None:
+    """Kill the job workers the journeys started and left running (they outlive the server)."""
+    from gexcore.workspace import ACTIVE, open_workspace
+    from gexcore.workspace.jobs import _worker_alive
+
+    for user in (p.name for p in base.iterdir() if (p / "workspace.sqlite").exists()):
+        for run in open_workspace(base, user).runs(status=ACTIVE):
+            if run.pid and _worker_alive(run.pid, run.id):
+                os.kill(run.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +88,27 @@ def browser():
 
 @pytest.fixture
 def page(browser, server_url):
+    expect.set_options(timeout=30_000)              # reruns on a shared 2-core box can lag
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     pg.goto(server_url)
+    # The first script run (workspace, demo) must finish before a click can navigate.
+    expect(pg.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=90_000)
+    expect(pg.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=90_000)
     yield pg
     context.close()
+
+
+def screenshot(page, name: str, *, width: int = 1400, max_height: int = 5000) -> None:
+    """The whole page as `tests/artifacts/<name>`: Streamlit scrolls inside its main block, so
+    the viewport is stretched to the content's height for the shot, then put back."""
+    height = page.evaluate("""() => Math.max(document.body.scrollHeight, ...Array.from(
+        document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]'),
+        e => e.scrollHeight))""")
+    before = page.viewport_size
+    page.set_viewport_size({"width": width, "height": min(max(height, 600), max_height)})
+    page.wait_for_timeout(600)                      # let plotly redraw at the new size
+    page.screenshot(path=ARTIFACTS / name, full_page=True)
+    page.set_viewport_size(before)

@@ -53,8 +53,8 @@ def _slow_cox_loss(eta: torch.Tensor, time: np.ndarray, event: np.ndarray, ties:
         d = int(tied.sum())
         s, e = torch.exp(eta[at_risk]).sum(), torch.exp(eta[tied]).sum()
         ll = ll + eta[tied].sum()
-        for l in range(d):
-            ll = ll - torch.log(s - (l / d) * e if ties == "efron" else s)
+        for j in range(d):
+            ll = ll - torch.log(s - (j / d) * e if ties == "efron" else s)
     return -ll / event.sum()
 
 

@@ -1,0 +1,74 @@
+"""The form that starts an evaluation job (SSL encoders vs baselines over label fractions) and
+the live progress of running ones; used on the Predictions and Train pages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gexcore.errors import GexError
+from gexcore.evaluate.holdout import label_columns
+from gexcore.evaluate.protocol import ALL_FRACTIONS
+from gexcore.workspace import EvaluateJob, RunInfo, Workspace, cancel, submit
+from pages._ui import current_workspace, job_panel, load_cohort
+
+TASKS = {"classification": "Classification (a label column)",
+         "survival": "Survival (obs time / event)",
+         "imputation": "Imputation (hide values, restore them)"}
+METHODS = {"scarf": "SCARF", "vime": "VIME", "byol": "BYOL", "transformer": "Transformer"}
+DEFAULT_FRACTIONS = (0.05, 0.2, 1.0)
+
+
+def evaluate_form(ws: Workspace, cohort_id: str, *, key: str = "evaluate") -> None:
+    """Task, label, methods, label fractions, seeds and epochs -> an EvaluateJob in a worker;
+    below it, the progress of evaluation jobs (refreshed every 2 s) with a Cancel button."""
+    info = ws.cohort(cohort_id)
+    labels = label_columns(load_cohort(ws, cohort_id).obs)
+    with st.form(f"{key}_form", border=True):
+        st.markdown(f"**Cohort:** {info.label}")
+        left, right = st.columns(2)
+        task = left.selectbox("Task", list(TASKS), format_func=TASKS.get, key=f"{key}_task")
+        label = right.selectbox("Label column (classification)", labels or [None],
+                                key=f"{key}_label")
+        methods = st.multiselect("SSL methods (baselines always run: PCA + linear, raw-feature "
+                                 "linear, MLP from scratch, random-init encoder)",
+                                 list(METHODS), default=["scarf"], format_func=METHODS.get,
+                                 key=f"{key}_methods")
+        fractions = st.multiselect("Labelled fractions of the training samples",
+                                   list(ALL_FRACTIONS), default=list(DEFAULT_FRACTIONS),
+                                   format_func=lambda f: f"{f:.0%}", key=f"{key}_fractions")
+        cells = st.columns(4)
+        seeds = cells[0].number_input("Seeds (splits)", 1, 10, 2, key=f"{key}_seeds")
+        pretrain_epochs = cells[1].number_input("Pretraining epochs", 1, 500, 10,
+                                                key=f"{key}_pretrain_epochs")
+        finetune_epochs = cells[2].number_input("Fine-tuning epochs", 1, 500, 20,
+                                                key=f"{key}_finetune_epochs")
+        finetune = cells[3].checkbox("Fine-tune end to end", True, key=f"{key}_finetune",
+                                     help="Also train each encoder with its head; the gains of "
+                                          "SSL often show only this way at low label fractions.")
+        st.caption("Every seed pretrains each method on that seed's training samples, so time "
+                   "grows with methods x seeds x epochs; the run keeps going if you leave.")
+        submitted = st.form_submit_button("Start evaluation", type="primary",
+                                          icon=":material/play_arrow:")
+    if submitted:
+        job = EvaluateJob(cohort=cohort_id, task=task,
+                          label=label if task == "classification" else None,
+                          methods=tuple(methods), fractions=tuple(sorted(fractions)),
+                          seeds=int(seeds), pretrain_epochs=int(pretrain_epochs),
+                          finetune_epochs=int(finetune_epochs), finetune=bool(finetune))
+        try:
+            if not fractions:
+                raise GexError("pick at least one labelled fraction.")
+            run_id = submit(ws, job)
+        except GexError as err:
+            st.error(str(err))
+        else:
+            st.success(f"Started **{ws.run(run_id).name}** in the background; its report "
+                       "appears under Evaluation reports when it is done.",
+                       icon=":material/rocket:")
+    job_panel(ws, "evaluate", _cancel_button, key=key)
+
+
+def _cancel_button(run: RunInfo) -> None:
+    st.button("Cancel", key=f"cancel_eval_{run.id}", icon=":material/stop_circle:",
+              on_click=cancel, args=(current_workspace(), run.id),
+              disabled=run.cancel_requested)

@@ -1,0 +1,155 @@
+"""Embeddings page: a 2-D map (UMAP or PCA) of the current cohort from an encoder's embedding or
+from its expression; colour by a clinical column or a gene, select samples, download."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+from pandas.api.types import is_numeric_dtype
+
+from gexcore import keys, viz
+from gexcore.errors import GexError
+from gexcore.tasks.projection import ProjectionParams
+from gexcore.workspace import EmbedJob, Workspace, submit
+from gexcore.workspace.maps import RAW, cohort_map, map_table
+from pages._ui import (
+    current_cohort_id,
+    current_workspace,
+    encoder_runs,
+    is_simulated,
+    job_panel,
+    load_cohort,
+    selected_rows,
+    simulated_banner,
+)
+
+NEIGHBOURS = (5, 10, 15, 30, 50, 100)
+MIN_DISTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+COLOUR_MODES = ("Clinical column", "Gene", "Nothing")
+
+
+def embed_offer(ws: Workspace, cohort_id: str, have: set[str]) -> None:
+    """Finished encoders without an embedding of this cohort: an Embed button (an EmbedJob)."""
+    missing = [r for r in ws.runs(kind="pretrain", status="done") if r.id not in have]
+    failed = [r for r in ws.runs(kind="embed", status="failed")
+              if r.params.get("cohort") == cohort_id][:3]
+    if not missing and not failed:
+        return
+    with st.expander(f"{len(missing)} encoder(s) have not embedded this cohort yet"
+                     if missing else "Failed embedding jobs", icon=":material/input:"):
+        for run in failed:
+            st.error(f"{run.name}: {run.error}")
+        if not missing:
+            return
+        by_id = {r.id: r for r in missing}
+        run_id = st.selectbox("Encoder", list(by_id), key=f"embed_run_{cohort_id}",
+                              format_func=lambda i: f"{by_id[i].name} ({i})")
+        if st.button("Embed this cohort", type="primary", icon=":material/play_arrow:"):
+            try:
+                submit(ws, EmbedJob(cohort=cohort_id, run=run_id))
+            except GexError as err:
+                st.error(str(err))
+            else:
+                st.success("Embedding in the background; the map appears when it is done.")
+
+
+def map_controls(sources: dict[str, str], cohort_id: str) -> tuple[str, ProjectionParams]:
+    cells = st.columns([3, 1.2, 1.6, 1.6])
+    # Keyed by the newest source too, so a freshly trained or embedded encoder is shown at once.
+    source = cells[0].selectbox("Map of", list(sources), format_func=sources.get,
+                                key=f"emb_source_{cohort_id}_{next(iter(sources))}",
+                                help="An encoder's embedding of this cohort, or the cohort's "
+                                     "own normalised expression (its top 50 principal "
+                                     "components).")
+    method = cells[1].radio("Projection", ["UMAP", "PCA"], horizontal=True, key="emb_method")
+    umap = method == "UMAP"
+    n_neighbors = cells[2].select_slider("Neighbours", NEIGHBOURS, value=15, disabled=not umap,
+                                         key="emb_neighbors",
+                                         help="UMAP: small = local detail, large = global "
+                                              "structure.")
+    min_dist = cells[3].select_slider("Min distance", MIN_DISTS, value=0.1, disabled=not umap,
+                                      key="emb_min_dist",
+                                      help="UMAP: how tightly points may pack.")
+    return source, ProjectionParams(method="umap" if umap else "pca", n_neighbors=n_neighbors,
+                                    min_dist=min_dist)
+
+
+def colour_controls(adata, cohort_id: str) -> tuple[object, str]:
+    """(values, name) to colour by: a clinical column, a gene's expression, or nothing."""
+    cells = st.columns([2, 3])
+    mode = cells[0].radio("Colour by", COLOUR_MODES, horizontal=True, key="emb_colour_mode")
+    if mode == "Clinical column" and len(adata.obs.columns):
+        columns = list(map(str, adata.obs.columns))
+        default = columns.index(keys.OBS_LABEL) if keys.OBS_LABEL in columns else 0
+        column = cells[1].selectbox("Column", columns, index=default,
+                                    key=f"emb_colour_column_{cohort_id}")
+        values = adata.obs[column]
+        # object values, not a Categorical: viz's hover text cannot fill a Categorical's NaN
+        return (values.to_numpy() if is_numeric_dtype(values) else
+                values.astype(object).to_numpy()), column
+    if mode == "Gene":
+        symbols = (adata.var[keys.VAR_SYMBOL] if keys.VAR_SYMBOL in adata.var
+                   else adata.var_names.to_series())
+        gene = cells[1].selectbox("Gene", list(adata.var_names), key=f"emb_gene_{cohort_id}",
+                                  format_func=lambda g: str(symbols.get(g, g)),
+                                  help="Coloured by the expression value as stored (see the "
+                                       "Data page for its scale).")
+        return adata.obs_vector(gene), str(symbols.get(gene, gene))
+    return None, ""
+
+
+def downloads(table, fig, stem: str) -> None:
+    cells = st.columns([1, 1, 3])
+    cells[0].download_button("Map + clinical (CSV)", lambda: table.to_csv().encode(),
+                             file_name=f"{stem}.csv", mime="text/csv", on_click="ignore",
+                             icon=":material/download:")
+    cells[1].download_button("Figure (HTML)", lambda: fig.to_html(include_plotlyjs=True),
+                             file_name=f"{stem}.html", mime="text/html", on_click="ignore",
+                             icon=":material/download:")
+
+
+st.title("Embeddings")
+ws = current_workspace()
+cohort_id = current_cohort_id(ws)
+info = ws.cohort(cohort_id)
+adata = load_cohort(ws, cohort_id)
+if is_simulated(adata):
+    simulated_banner()
+runs = encoder_runs(ws, cohort_id)
+sources = {r.id: r.name for r in runs} | {RAW: "Expression (no encoder: top 50 PCs)"}
+st.caption(f"**{info.label}** · {len(runs)} encoder(s) with an embedding of this cohort")
+if not runs:                                   # no encoder map yet: offer one first
+    embed_offer(ws, cohort_id, set())
+job_panel(ws, "embed", key="embeddings")
+
+source, params = map_controls(sources, cohort_id)
+with st.spinner("Computing the map; it is stored, so this happens once per setting..."):
+    coords = cohort_map(ws, cohort_id, source, params)
+if coords is None:
+    st.warning("This encoder has no embedding of this cohort any more; embed it again above.")
+    st.stop()
+
+colour, colour_name = colour_controls(adata, cohort_id)
+axes = ("UMAP 1", "UMAP 2") if params.method == "umap" else ("PC 1", "PC 2")
+fig = viz.embedding_scatter(coords, color=colour, color_name=colour_name,
+                            hover_ids=adata.obs_names, simulated=is_simulated(adata),
+                            title=f"{sources[source]} · {params.method.upper()}",
+                            axis_titles=axes)
+fig.update_layout(height=620)
+event = st.plotly_chart(fig, key=f"emb_map_{cohort_id}", on_select="rerun", theme=None,
+                        selection_mode=("points", "box", "lasso"))
+table = map_table(adata, coords, axes)
+downloads(table, fig, re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{info.name}_{params.method}_map"))
+
+rows = selected_rows(event)
+if rows:
+    st.subheader(f"{len(rows):,} selected sample(s)")
+    st.dataframe(table.iloc[rows], height=320, key="emb_selected_table")
+    st.download_button("Selected samples (CSV)", table.iloc[rows].to_csv().encode(),
+                       file_name="selected_samples.csv", mime="text/csv", on_click="ignore",
+                       icon=":material/download:")
+else:
+    st.caption("Draw a lasso or a box on the map, or click a point, to list those samples here.")
+if runs:
+    embed_offer(ws, cohort_id, {r.id for r in runs})

@@ -1,0 +1,87 @@
+"""Data page: the current cohort's report, demo and upload sources, column mapping, saving."""
+
+from __future__ import annotations
+
+from gexcore import keys
+
+DATA = "pages/data.py"
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _add_tab(open_page, source: str = "Demo cohort", demo: str | None = None):
+    at = open_page(DATA)
+    at.session_state["data_tab"] = "Add a cohort"
+    at.run()
+    at.radio(key="data_source").set_value(source).run()
+    if demo is not None:
+        at.selectbox(key="demo_name").set_value(demo).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_data_page_opens_on_simulated_demo(open_page):
+    app = open_page()
+    assert app.title[0].value == "Data"
+    assert _metrics(app)["Samples"] == "3,000"
+    assert _metrics(app)["Genes"] == "2,000"
+    assert any("Simulated data" in w.value for w in app.warning)
+    report = app.code[0].value
+    assert "3,000 samples x 2,000 genes" in report and "survival:" in report
+    assert app.subheader[0].value == "Simulated pan-cancer (demo)"
+
+
+def test_data_page_switches_to_real_tissue_demo(open_page):
+    app = _add_tab(open_page, demo="tissue")
+    assert _metrics(app)["Samples"] == "189" and _metrics(app)["Genes"] == "500"
+    assert not any("Simulated data" in w.value for w in app.warning)
+    assert "clinical:    189 of 189" in app.code[0].value
+
+
+def test_data_page_gse7390_reports_survival(open_page):
+    app = _add_tab(open_page, demo="gse7390")
+    report = app.code[0].value
+    assert "time=tdm_days (days)" in report and "51 events" in report
+
+
+def test_upload_mode_waits_for_a_file(open_page):
+    app = _add_tab(open_page, source="Upload files")
+    assert "Upload an expression file" in app.info[0].value
+    assert not app.button                       # nothing to save yet
+
+
+def test_mapping_defaults_come_from_detected_columns(open_page):
+    app = _add_tab(open_page, demo="tissue")
+    chosen = {s.key: s.value for s in app.selectbox if s.key and s.key.startswith("map_")}
+    assert chosen == {"map_label_demo_tissue": "tissue", "map_time_demo_tissue": "(none)",
+                      "map_event_demo_tissue": "(none)", "map_batch_demo_tissue": "(none)",
+                      "map_patient_demo_tissue": "patient_id"}
+
+
+def test_save_demo_with_mapping_becomes_current_cohort(open_page, ws):
+    app = _add_tab(open_page, demo="tissue")
+    app.text_input(key="name_demo_tissue").set_value("Tissues, my copy")
+    app.button(key="FormSubmitter:save_demo_tissue-Save to workspace").click().run()
+    assert not app.exception, app.exception
+    saved = [c for c in ws.cohorts() if c.name == "Tissues, my copy"]
+    assert len(saved) == 1 and saved[0].n_obs == 189
+    assert app.session_state["cohort_id"] == saved[0].id
+    assert app.session_state["data_tab"] == "Current cohort"
+    assert "it is now the current cohort" in app.success[0].value
+    assert _metrics(app)["Samples"] == "189"                   # the report of the saved one
+    obs = ws.load_cohort(saved[0].id).obs
+    assert (obs[keys.OBS_LABEL].astype(str) == obs["tissue"].astype(str)).all()
+    assert obs[keys.OBS_LABEL].nunique() == 7
+
+
+def test_save_rejects_time_without_event_and_writes_nothing(open_page, ws):
+    app = _add_tab(open_page, demo="gse7390")
+    before = len(ws.cohorts())
+    app.selectbox(key="map_event_demo_gse7390").set_value("(none)")
+    app.button(key="FormSubmitter:save_demo_gse7390-Save to workspace").click().run()
+    assert not app.exception, app.exception
+    assert "pick both a survival time and an event column" in app.error[0].value
+    assert len(ws.cohorts()) == before
+    assert app.session_state["data_tab"] == "Add a cohort"
