@@ -120,7 +120,9 @@ cohort_id = current_cohort_id(ws)
 adata = load_cohort(ws, cohort_id)
 if is_simulated(adata):
     simulated_banner()
-runs = {r.id: r for r in encoder_runs(ws, cohort_id)}
+# Transformer runs first: only they have attention to show.
+runs = {r.id: r for r in sorted(encoder_runs(ws, cohort_id),
+                                key=lambda r: method_of(r) != "transformer")}
 labels = label_columns(adata.obs)
 if not labels:
     st.info("Gene importance is computed per class; this cohort has no label column with 2-50 "

@@ -281,7 +281,7 @@ def km_summary(time: np.ndarray, event: np.ndarray, groups: np.ndarray, names: l
     if empty:
         warnings.warn(f"risk group(s) {empty} have no samples and are left out of the "
                       "Kaplan-Meier summary.", stacklevel=2)
-    ticks = np.linspace(0.0, float(time.max()) if len(time) else 0.0, n_ticks)
+    ticks = _round_ticks(float(time.max()) if len(time) else 0.0, n_ticks)
     curves, at_risk = [], {}
     for g in present:                                      # a handful of groups, not samples
         in_g = groups == g
@@ -324,3 +324,13 @@ def _hazard_ratios(time: np.ndarray, event: np.ndarray, groups: np.ndarray, name
                    row["p"]) if row is not None else (np.nan,) * 4)
         out.append(HazardRatio(name, names[0], *(float(v) for v in values)))
     return out
+
+
+def _round_ticks(end: float, n_ticks: int) -> np.ndarray:
+    """At most `n_ticks` round times from 0 to `end` (steps of 1, 2, 2.5 or 5 x 10^k)."""
+    if end <= 0 or n_ticks < 2:
+        return np.zeros(1)
+    raw = end / (n_ticks - 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    return np.arange(0.0, end + 1e-9 * end, step)

@@ -52,7 +52,7 @@ def no_projection(monkeypatch):
 def test_demo_opens_on_its_stored_umap(open_page, no_projection):
     at = open_page(EMBED)
     source = _source(at)
-    assert source.format_func(source.value) == "transformer (shipped demo model)"
+    assert source.format_func(source.value) == "vime (shipped demo model)"   # newest first
     assert any("Simulated data" in w.value for w in at.warning)
     traces = _traces(at)
     assert sum(len(t["x"]) for t in traces) == 3_000

@@ -34,7 +34,7 @@ def demo(workspace_dir):
     at.run()
     ws = open_workspace(workspace_dir, "default")
     cohort_id = next(c.id for c in ws.cohorts())
-    run_id = ws.runs(kind="pretrain")[0].id
+    run_id = next(r.id for r in ws.runs(kind="pretrain") if r.params.get("method") == "transformer")
     return ws, cohort_id, run_id, ws.load_cohort(cohort_id)
 
 
