@@ -152,7 +152,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     config = EvalConfig(methods=tuple(args.methods), fractions=tuple(args.fractions),
                         seeds=args.seeds, test_size=args.test_size,
                         pretrain_epochs=args.pretrain_epochs,
-                        finetune_epochs=args.finetune_epochs, finetune=not args.no_finetune,
+                        finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
+                        finetune=not args.no_finetune,
                         preset=args.preset, top_genes=args.top_genes or None,
                         transductive=args.transductive)
     task = "classification" if args.label else "survival" if survival else "imputation"
@@ -272,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--pretrain-epochs", type=int, default=20)
     p.add_argument("--finetune-epochs", type=int, default=30)
+    p.add_argument("--finetune-lr", type=float, default=1e-3)
     p.add_argument("--no-finetune", action="store_true", help="frozen encoders only")
     p.add_argument("--preset", default="small", choices=["small", "base"])
     p.add_argument("--top-genes", type=int, default=None,

@@ -18,9 +18,10 @@ from gexcore.evaluate.holdout import (
     planted_hits,
     stratified_subset,
 )
-from gexcore.explain import attention_importance, importance_table
+from gexcore.explain import importance_table
 from gexcore.models.encoder import Encoder
-from gexcore.workspace import RunInfo, Workspace, array_name
+from gexcore.workspace import RunInfo, Workspace
+from gexcore.workspace.maps import stored_attention
 from pages._ui import (
     current_cohort_id,
     current_workspace,
@@ -54,15 +55,9 @@ def attributions(root: str, cohort_id: str, run_id: str | None, label: str,
 
 def attention_scores(ws: Workspace, run_id: str, cohort_id: str, adata, mode: str,
                      rows: np.ndarray) -> np.ndarray:
-    """Stored in the workspace under the run, keyed by cohort, mode and rows: computed once."""
-    name = array_name("attention", cohort=cohort_id, mode=mode, rows=rows.tolist())
-    scores = ws.load_array(run_id, name)
-    if scores is None:
-        with st.spinner(f"Attention of {len(rows)} samples (stored, so this happens once)..."):
-            scores = attention_importance(load_encoder(str(ws.root), run_id), adata, mode=mode,
-                                          samples=rows)
-        ws.save_array(run_id, name, scores.astype(np.float32))
-    return scores
+    with st.spinner(f"Attention of {len(rows)} samples (stored, so this happens once)..."):
+        return stored_attention(ws, run_id, cohort_id, adata, mode=mode, rows=rows,
+                                load_encoder=lambda: load_encoder(str(ws.root), run_id))
 
 
 def method_of(run: RunInfo) -> str:

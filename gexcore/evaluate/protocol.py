@@ -43,6 +43,7 @@ class EvalConfig(FromDict):
     test_size: float = 0.2
     pretrain_epochs: int = 20
     finetune_epochs: int = 30
+    finetune_lr: float = 1e-3
     finetune: bool = True               # also fine-tune each encoder end to end
     preset: str = "small"
     top_genes: int | None = None        # baselines and MLPs; the transformer defaults to 500
@@ -119,12 +120,12 @@ def _fit_all(task, feats, train: AnnData, labelled: np.ndarray, config: EvalConf
         tuned = (fs.X_train, fs.X_test)
         if name == RANDOM_MLP and config.finetune:
             yield (SCRATCH_BASELINE, "baseline", task.fit_finetune(
-                fs.encoder, fs.X_train, train, labelled, config.finetune_epochs, seed), *tuned)
+                fs.encoder, fs.X_train, train, labelled, config, seed), *tuned)
         regime = "baseline" if name in (RANDOM_MLP, RANDOM_TRANSFORMER) else "frozen"
         yield name, regime, task.fit_linear(fs.train, train, labelled), fs.train, fs.test
         if config.finetune and regime == "frozen":
             yield (name, "fine-tuned", task.fit_finetune(
-                fs.encoder, fs.X_train, train, labelled, config.finetune_epochs, seed), *tuned)
+                fs.encoder, fs.X_train, train, labelled, config, seed), *tuned)
 
 
 def _report(progress: ProgressCallback | None, step: int, total: int, message: str) -> None:

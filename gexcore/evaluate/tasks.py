@@ -53,9 +53,10 @@ class ClassificationTask:
         return linear_probe().fit(F[rows], self.strata(train)[rows])
 
     def fit_finetune(self, encoder, X: np.ndarray, train: AnnData, rows: np.ndarray,
-                     epochs: int, seed: int):
+                     config, seed: int):
         from gexcore.tasks.classification import FineTuneClassifier
-        return FineTuneClassifier(encoder=encoder, epochs=epochs, seed=seed).fit(
+        return FineTuneClassifier(encoder=encoder, epochs=config.finetune_epochs,
+                                  lr=config.finetune_lr, seed=seed).fit(
             X[rows], self.strata(train)[rows])
 
     def score(self, model, X_test: np.ndarray, train: AnnData,
@@ -123,10 +124,11 @@ class SurvivalTask:
             *(a[rows] for a in self.arrays(train))))
 
     def fit_finetune(self, encoder, X: np.ndarray, train: AnnData, rows: np.ndarray,
-                     epochs: int, seed: int):
+                     config, seed: int):
         from gexcore.tasks.cox_finetune import FineTuneCox
         from gexcore.tasks.survival import survival_target
-        return FineTuneCox(encoder=encoder, epochs=epochs, seed=seed).fit(
+        return FineTuneCox(encoder=encoder, epochs=config.finetune_epochs,
+                           lr=config.finetune_lr, seed=seed).fit(
             X[rows], survival_target(*(a[rows] for a in self.arrays(train))))
 
     def score(self, model, X_test: np.ndarray, train: AnnData,

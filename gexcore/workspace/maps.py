@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from anndata import AnnData
 
-__all__ = ["RAW", "cohort_map", "features", "map_name", "map_table"]
+__all__ = ["RAW", "cohort_map", "features", "map_name", "map_table", "stored_attention"]
 
 RAW = "expression"       # the map source that is the cohort's own normalised expression
 
@@ -64,3 +64,17 @@ def map_table(adata: AnnData, coords: np.ndarray,
     table = table.join(adata.obs.drop(columns=list(axis_names), errors="ignore"))
     table.index.name = "sample_id"
     return table
+
+
+def stored_attention(ws: Workspace, run_id: str, cohort_id: str, adata, *, mode: str,
+                     rows: np.ndarray, load_encoder) -> np.ndarray:
+    """(len(rows), G) attention importance of a transformer run, stored under the run keyed by
+    cohort, mode and rows, so it is computed once; `load_encoder()` is called only then."""
+    from gexcore.explain import attention_importance
+
+    name = array_name("attention", cohort=cohort_id, mode=mode, rows=np.asarray(rows).tolist())
+    scores = ws.load_array(run_id, name)
+    if scores is None:
+        scores = attention_importance(load_encoder(), adata, mode=mode, samples=rows)
+        ws.save_array(run_id, name, scores.astype(np.float32))
+    return scores
