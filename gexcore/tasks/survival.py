@@ -311,12 +311,19 @@ def _hazard_ratios(time: np.ndarray, event: np.ndarray, groups: np.ndarray, name
 
     dummies = {f"g{k}": (groups == g).astype(float) for k, g in enumerate(present) if k > 0}
     frame = pd.DataFrame({**dummies, "time": time, "event": event.astype(float)})
-    try:
-        summary = CoxPHFitter().fit(frame, "time", "event").summary
-    except ConvergenceError as err:
-        warnings.warn(f"hazard ratios could not be estimated ({err}); reported as NaN.",
-                      stacklevel=3)
-        summary = None
+    # A group without events has an infinite (or zero) hazard ratio: the fit would return a
+    # huge number with a meaningless interval, so it is reported as NaN instead.
+    no_events = [g for g in present if not event[groups == g].any()]
+    summary = None
+    if no_events:
+        warnings.warn(f"{len(no_events)} risk group(s) have no events; hazard ratios are "
+                      "undefined and reported as NaN.", stacklevel=3)
+    else:
+        try:
+            summary = CoxPHFitter().fit(frame, "time", "event").summary
+        except ConvergenceError as err:
+            warnings.warn(f"hazard ratios could not be estimated ({err}); reported as NaN.",
+                          stacklevel=3)
     out = []
     for k, name in enumerate(names[1:], start=1):
         row = summary.loc[f"g{k}"] if summary is not None else None

@@ -279,3 +279,13 @@ def test_km_summary_single_group_and_bad_groups():
     assert len(result.groups) == 1
     with pytest.raises(InputError, match=r"indices in 0\.\.1"):
         km_summary(time, event, np.full(40, 2), ["low", "high"])
+
+
+def test_group_without_events_gets_nan_hazard_ratio():
+    """Regression: a risk group with no events got HR 3e7 from an unconverged Cox fit."""
+    time = np.arange(1.0, 21.0)
+    event = np.r_[np.zeros(10), np.ones(10)].astype(bool)      # low group: all censored
+    groups = np.r_[np.zeros(10), np.ones(10)].astype(int)
+    with pytest.warns(UserWarning, match="no events"):
+        result = km_summary(time, event, groups, ["low", "high"])
+    assert np.isnan(result.hazard_ratios[0].hr) and 0 <= result.logrank_p <= 1
