@@ -18,6 +18,7 @@ navigation = st.navigation(PAGES)
 with st.sidebar:
     st.markdown("**GexScope**  \nself-supervised learning on bulk expression")
     ws = current_workspace()
+    st.caption(f"Workspace **{ws.user}** (another: add `?user=NAME` to the address)")
     cohort_picker(ws)
     job_sidebar(ws)
 navigation.run()
