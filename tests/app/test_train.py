@@ -23,7 +23,8 @@ def test_form_shows_current_cohort_and_the_demo_run(open_page, tiny_id):
     assert "transformer (shipped demo model)" in set(_table(at)["run"])
     assert any(s.value == "Evaluation runs" for s in at.subheader)
     assert "Start evaluation" in [b.label for b in at.button]       # the evaluate tab's form
-    assert "No finished evaluate runs yet." in [c.value for c in at.caption]
+    evaluations = at.dataframe[1].value                             # the evaluate history
+    assert "cancer-type evaluation (shipped with the demo)" in set(evaluations["run"])
 
 
 def test_pretrain_from_the_form_runs_to_done(open_page, ws, tiny_id):
