@@ -31,6 +31,26 @@ def workspace_dir(tmp_path, monkeypatch) -> Path:
             os.kill(run.pid, signal.SIGKILL)
 
 
+@pytest.fixture(scope="module")
+def shared_workspace_dir(tmp_path_factory) -> Path:
+    """One base dir for a whole test module (override `workspace_dir` with it): the demo is
+    added once and the pages' caches and stored arrays carry over between its tests."""
+    base = tmp_path_factory.mktemp("workspaces")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GEX_WORKSPACE", str(base))
+        mp.setenv("GEX_THREADS", "1")
+        yield base
+
+
+def run_page(page: str, *, timeout: float = 300) -> AppTest:
+    """Run the whole app on `page` and check it raised nothing."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 @pytest.fixture
 def tiny_id(ws, tiny_cohort) -> str:
     """The 60 x 40 simulated cohort, stored in the app's workspace."""

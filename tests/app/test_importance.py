@@ -18,13 +18,9 @@ PAGE = "pages/importance.py"
 
 
 @pytest.fixture(scope="module")
-def workspace_dir(tmp_path_factory):
+def workspace_dir(shared_workspace_dir):
     """One workspace for the module: the demo is added once, attention is stored once."""
-    base = tmp_path_factory.mktemp("workspaces")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GEX_WORKSPACE", str(base))
-        mp.setenv("GEX_THREADS", "1")
-        yield base
+    return shared_workspace_dir
 
 
 @pytest.fixture(scope="module")

@@ -10,28 +10,21 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gexcore.evaluate.holdout import EXPRESSION
+from tests.app.conftest import run_page
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "pages/survival.py"
 
 
 @pytest.fixture(scope="module")
-def workspace_dir(tmp_path_factory):
+def workspace_dir(shared_workspace_dir):
     """One workspace for the module: the demo is added once and fitted models are cached."""
-    base = tmp_path_factory.mktemp("workspaces")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GEX_WORKSPACE", str(base))
-        mp.setenv("GEX_THREADS", "1")
-        yield base
+    return shared_workspace_dir
 
 
 @pytest.fixture
 def page(workspace_dir) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE)
 
 
 def metrics(at: AppTest) -> dict[str, str]:
