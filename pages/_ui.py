@@ -15,6 +15,7 @@ from anndata import AnnData
 
 from gexcore import keys
 from gexcore.data import ValidationReport, load_demo
+from gexcore.evaluate.holdout import EXPRESSION
 from gexcore.workspace import RunInfo, Workspace, open_workspace, recover
 from gexcore.workspace.demo import ensure_demo
 
@@ -224,3 +225,23 @@ def selected_rows(event) -> list[int]:
         if data is not None:
             rows.add(int(data[0] if isinstance(data, (list, tuple)) else data))
     return sorted(rows)
+
+
+# -- features for the prediction pages ---------------------------------------------------
+def feature_sources(ws: Workspace, cohort_id: str) -> dict[str, RunInfo | None]:
+    """Encoder runs with an embedding of this cohort (newest first), then expression."""
+    return {r.id: r for r in encoder_runs(ws, cohort_id)} | {EXPRESSION: None}
+
+
+def source_name(runs: dict[str, RunInfo | None], source: str) -> str:
+    run = runs[source]
+    return "Expression (no encoder)" if run is None else f"{run.name} · embedding"
+
+
+def source_note(run: RunInfo | None, cohort_id: str) -> str:
+    if run is None:
+        return ("Features: normalised expression (top 2,000 variable genes), normaliser "
+                "fitted on the training samples only.")
+    seen = ("pretrained on this cohort without labels, test samples included (transductive)"
+            if run.params.get("cohort") == cohort_id else "pretrained on another cohort")
+    return f"Features: the embedding of **{run.name}**, {seen}; labels never reach it."

@@ -18,7 +18,9 @@ from pages._evaluate_form import evaluate_form
 from pages._ui import (
     current_cohort_id,
     current_workspace,
-    encoder_runs,
+    feature_sources,
+    source_name,
+    source_note,
     is_simulated,
     load_cohort,
     simulated_banner,
@@ -31,25 +33,6 @@ def probe(root: str, cohort_id: str, source: str, label: str, seed: int) -> Prob
     ws = Workspace(root)
     features = EXPRESSION if source == EXPRESSION else ws.embedding(cohort_id, source)
     return holdout_probe(load_cohort(ws, cohort_id), features, label, seed=seed)
-
-
-def feature_sources(ws: Workspace, cohort_id: str) -> dict[str, RunInfo | None]:
-    """Encoder runs with an embedding of this cohort (newest first), then expression."""
-    return {r.id: r for r in encoder_runs(ws, cohort_id)} | {EXPRESSION: None}
-
-
-def source_name(runs: dict[str, RunInfo | None], source: str) -> str:
-    run = runs[source]
-    return "Expression (no encoder)" if run is None else f"{run.name} · embedding"
-
-
-def source_note(run: RunInfo | None, cohort_id: str) -> str:
-    if run is None:
-        return ("Features: normalised expression (top 2,000 variable genes), normaliser "
-                "fitted on the training samples only.")
-    seen = ("pretrained on this cohort without labels, test samples included (transductive)"
-            if run.params.get("cohort") == cohort_id else "pretrained on another cohort")
-    return f"Features: the embedding of **{run.name}**, {seen}; labels never reach it."
 
 
 def show_probe(result: ProbeResult) -> None:

@@ -10,11 +10,12 @@ import streamlit as st
 from gexcore import keys, viz
 from gexcore.errors import GexError
 from gexcore.evaluate.holdout import EXPRESSION, RiskResult, holdout_risk, survival_columns
-from gexcore.workspace import RunInfo, Workspace
+from gexcore.workspace import Workspace
 from pages._ui import (
     current_cohort_id,
     current_workspace,
-    encoder_runs,
+    feature_sources,
+    source_name,
     is_simulated,
     load_cohort,
     simulated_banner,
@@ -41,10 +42,6 @@ def risk(root: str, cohort_id: str, source: str, time: str, event: str, seed: in
     return holdout_risk(adata, features, time=time, event=event, seed=seed)
 
 
-def feature_sources(ws: Workspace, cohort_id: str) -> dict[str, RunInfo | None]:
-    return {r.id: r for r in encoder_runs(ws, cohort_id)} | {EXPRESSION: None}
-
-
 def controls(adata, runs: dict, cohort_id: str):
     times, events = survival_columns(adata.obs)
     if not times or not events:
@@ -54,8 +51,7 @@ def controls(adata, runs: dict, cohort_id: str):
     cells = st.columns([3, 1.4, 1.4, 1])
     source = cells[0].selectbox(
         "Features", list(runs), key=f"surv_source_{cohort_id}",
-        format_func=lambda s: "Expression (no encoder)" if runs[s] is None
-        else f"{runs[s].name} · embedding")
+        format_func=lambda s: source_name(runs, s))
     time = cells[1].selectbox("Time column", times, key=f"surv_time_{cohort_id}")
     event = cells[2].selectbox("Event column (1 = event)", events, key=f"surv_event_{cohort_id}")
     seed = cells[3].number_input("Split seed", 0, 10_000, 0, key="surv_seed")
