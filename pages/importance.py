@@ -23,12 +23,10 @@ from gexcore.models.encoder import Encoder
 from gexcore.workspace import RunInfo, Workspace
 from gexcore.workspace.maps import stored_attention
 from pages._ui import (
-    current_cohort_id,
-    current_workspace,
     encoder_runs,
     is_simulated,
     load_cohort,
-    simulated_banner,
+    open_cohort_page,
 )
 
 ALL = "All classes"
@@ -109,12 +107,7 @@ def table_tab(table: pd.DataFrame, column: str, stem: str, key: str) -> None:
                        key=f"{key}_csv", icon=":material/download:")
 
 
-st.title("Gene importance")
-ws = current_workspace()
-cohort_id = current_cohort_id(ws)
-adata = load_cohort(ws, cohort_id)
-if is_simulated(adata):
-    simulated_banner()
+ws, cohort_id, adata = open_cohort_page("Gene importance")
 # Transformer runs first: only they have attention to show.
 runs = {r.id: r for r in sorted(encoder_runs(ws, cohort_id),
                                 key=lambda r: method_of(r) != "transformer")}

@@ -16,14 +16,11 @@ from gexcore.workspace import RunInfo, Workspace
 from gexcore.workspace.evaluate_job import REPORT_DIR
 from pages._evaluate_form import evaluate_form
 from pages._ui import (
-    current_cohort_id,
-    current_workspace,
     feature_sources,
+    load_cohort,
+    open_cohort_page,
     source_name,
     source_note,
-    is_simulated,
-    load_cohort,
-    simulated_banner,
 )
 
 
@@ -116,12 +113,7 @@ def evaluation_report(ws: Workspace, run: RunInfo) -> None:
                                  icon=":material/download:")
 
 
-st.title("Predictions")
-ws = current_workspace()
-cohort_id = current_cohort_id(ws)
-adata = load_cohort(ws, cohort_id)
-if is_simulated(adata):
-    simulated_banner()
+ws, cohort_id, adata = open_cohort_page("Predictions")
 runs = feature_sources(ws, cohort_id)
 labels = label_columns(adata.obs)
 if not labels:

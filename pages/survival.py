@@ -12,13 +12,10 @@ from gexcore.errors import GexError
 from gexcore.evaluate.holdout import EXPRESSION, RiskResult, holdout_risk, survival_columns
 from gexcore.workspace import Workspace
 from pages._ui import (
-    current_cohort_id,
-    current_workspace,
     feature_sources,
-    source_name,
-    is_simulated,
     load_cohort,
-    simulated_banner,
+    open_cohort_page,
+    source_name,
 )
 
 SCHEMES = {"median": "Median (2 groups)", "tertiles": "Tertiles (3)",
@@ -122,12 +119,7 @@ def show_result(result: RiskResult, scheme: str, cuts, unit: str, title: str) ->
                        icon=":material/download:")
 
 
-st.title("Survival")
-ws = current_workspace()
-cohort_id = current_cohort_id(ws)
-adata = load_cohort(ws, cohort_id)
-if is_simulated(adata):
-    simulated_banner()
+ws, cohort_id, adata = open_cohort_page("Survival")
 runs = feature_sources(ws, cohort_id)
 source, time_column, event_column, seed = controls(adata, runs, cohort_id)
 survival = adata.uns.get(keys.UNS_SURVIVAL, {})
