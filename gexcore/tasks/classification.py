@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from gexcore.tasks.finetune import fit_head_net, predict_outputs
+from gexcore.tasks.finetune import fit_estimator_net, predict_outputs
 
 __all__ = ["linear_probe", "FineTuneClassifier"]
 
@@ -40,10 +40,6 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> FineTuneClassifier:
-        if self.encoder is None or self.encoder.objective is None:
-            raise ValueError("FineTuneClassifier needs encoder= a pretrained or initialised "
-                             "Encoder (Encoder.initialize(adata) for a from-scratch model).")
-        X = np.asarray(X, dtype=np.float32)
         self.classes_, codes = np.unique(np.asarray(y).astype(str), return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"need at least 2 classes to train a classifier, got {self.classes_}.")
@@ -52,11 +48,7 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
         def loss_fn(logits: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
             return torch.nn.functional.cross_entropy(logits.float(), target[rows])
 
-        self.net_ = fit_head_net(self.encoder.objective.encoder, len(self.classes_), X, loss_fn,
-                                 epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                                 weight_decay=self.weight_decay, min_steps=self.min_steps,
-                                 seed=self.seed)
-        self.n_features_in_ = X.shape[1]
+        self.net_ = fit_estimator_net(self, len(self.classes_), X, loss_fn)
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from gexcore.tasks.finetune import fit_head_net, predict_outputs
+from gexcore.tasks.finetune import fit_estimator_net, predict_outputs
 
 __all__ = ["FineTuneCox"]
 
@@ -35,8 +35,6 @@ class FineTuneCox(BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray) -> FineTuneCox:
         from gexcore.tasks.survival import cox_loss
 
-        if self.encoder is None or self.encoder.objective is None:
-            raise ValueError("FineTuneCox needs encoder= a pretrained or initialised Encoder.")
         event = np.ascontiguousarray(y[y.dtype.names[0]], dtype=bool)
         time = np.ascontiguousarray(y[y.dtype.names[1]], dtype=np.float64)
         if not event.any():
@@ -47,12 +45,7 @@ class FineTuneCox(BaseEstimator):
             idx = torch.from_numpy(rows)
             return cox_loss(out[:, 0].double(), t[idx], e[idx], ties=self.ties)
 
-        X = np.asarray(X, dtype=np.float32)
-        self.net_ = fit_head_net(self.encoder.objective.encoder, 1, X, loss_fn,
-                                 epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                                 weight_decay=self.weight_decay, min_steps=self.min_steps,
-                                 seed=self.seed)
-        self.n_features_in_ = X.shape[1]
+        self.net_ = fit_estimator_net(self, 1, X, loss_fn)
         return self
 
     def predict_risk(self, X: np.ndarray) -> np.ndarray:

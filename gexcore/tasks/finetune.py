@@ -12,7 +12,7 @@ from torch import nn
 
 from gexcore.models.gene_transformer import GeneTransformer, sample_genes
 
-__all__ = ["HeadNet", "fit_head_net", "to_tensors", "predict_outputs"]
+__all__ = ["HeadNet", "fit_estimator_net", "fit_head_net", "to_tensors", "predict_outputs"]
 
 
 class HeadNet(nn.Module):
@@ -78,6 +78,22 @@ def fit_head_net(body: nn.Module, out_dim: int, X: np.ndarray,
         opt.step()
         sched.step()
     return net.eval()
+
+
+def fit_estimator_net(estimator, out_dim: int, X: np.ndarray,
+                      loss_fn: Callable[[torch.Tensor, np.ndarray], torch.Tensor]) -> HeadNet:
+    """`fit_head_net` with a fine-tuning estimator's own parameters (encoder, epochs, lr, ...);
+    sets `n_features_in_`. Shared by the classification and Cox estimators."""
+    if estimator.encoder is None or estimator.encoder.objective is None:
+        raise ValueError(f"{type(estimator).__name__} needs encoder= a pretrained or initialised "
+                         "Encoder (Encoder.initialize(adata) for a from-scratch model).")
+    X = np.asarray(X, dtype=np.float32)
+    net = fit_head_net(estimator.encoder.objective.encoder, out_dim, X, loss_fn,
+                       epochs=estimator.epochs, lr=estimator.lr,
+                       batch_size=estimator.batch_size, weight_decay=estimator.weight_decay,
+                       min_steps=estimator.min_steps, seed=estimator.seed)
+    estimator.n_features_in_ = X.shape[1]
+    return net
 
 
 @torch.no_grad()
