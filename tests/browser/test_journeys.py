@@ -22,6 +22,20 @@ def _go(page: Page, title: str) -> None:
     expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible()
 
 
+def _settled(page: Page) -> None:
+    """Wait until no script run is in flight: a rerun that lands after a fill redraws the
+    widget with its old value (CI lost a typed cohort name that way)."""
+    expect(page.locator("[data-testid=stApp][data-test-script-state=notRunning]")).to_be_attached()
+
+
+def _fill(page: Page, role: str, name: str, text: str) -> None:
+    _settled(page)
+    box = page.get_by_role(role, name=name)
+    box.fill(text)
+    box.press("Tab")                                   # blur commits the value
+    expect(box).to_have_value(text)
+
+
 def _choose(page: Page, label: str, option: str) -> None:
     page.get_by_role("combobox", name=label, exact=True).click()
     page.get_by_role("option", name=option, exact=True).click()
@@ -126,7 +140,7 @@ def test_bad_upload_shows_clear_error(page, tmp_path):
 def test_save_upload_pretrain_and_map_it(page, tmp_path):
     _upload(page, *_write_pair(tmp_path))
     expect(page.get_by_text("40 samples x 30 genes").first).to_be_visible()
-    page.get_by_role("textbox", name="Cohort name").fill("Browser cohort")
+    _fill(page, "textbox", "Cohort name", "Browser cohort")
     page.get_by_role("button", name="Save to workspace").click()
     expect(page.get_by_text("it is now the current cohort").first).to_be_visible()
     expect(page.get_by_role("heading", name="Browser cohort", exact=True).first).to_be_visible()
@@ -135,8 +149,8 @@ def test_save_upload_pretrain_and_map_it(page, tmp_path):
     _go(page, "Train")
     expect(page.get_by_text("Browser cohort (40 x 30)").first).to_be_visible()
     _choose(page, "Method", "SCARF (contrastive MLP)")
-    page.get_by_role("spinbutton", name="Epochs").fill("2")
-    page.get_by_role("textbox", name="Run name (optional)").fill("browser scarf")
+    _fill(page, "spinbutton", "Epochs", "2")
+    _fill(page, "textbox", "Run name (optional)", "browser scarf")
     page.get_by_role("button", name="Start pretraining").click()
     expect(page.get_by_text("in the background").first).to_be_visible()
     expect(page.get_by_text("browser scarf — done").first).to_be_visible(timeout=SLOW)
