@@ -58,6 +58,16 @@ def attention_scores(ws: Workspace, run_id: str, cohort_id: str, adata, mode: st
                                 load_encoder=lambda: load_encoder(str(ws.root), run_id))
 
 
+def subset_size(cell, n_labelled: int, cohort_id: str) -> int:
+    """Sizes the cohort can fill; a cohort under the smallest one is used whole."""
+    sizes = [s for s in SUBSET_SIZES if s < n_labelled] + [n_labelled] * (n_labelled <= 300)
+    if len(sizes) == 1:
+        return n_labelled
+    return cell.select_slider("Subset size", sizes, value=max(s for s in sizes if s <= 240),
+                              key=f"imp_size_{cohort_id}",
+                              format_func=lambda s: f"all {s}" if s == n_labelled else str(s))
+
+
 def method_of(run: RunInfo) -> str:
     return str(run.params.get("method") or run.metrics.get("method") or "")
 
@@ -131,7 +141,7 @@ which = cells[0].radio("Samples", [SUBSET, CHOSEN], horizontal=True, key="imp_wh
                        help="A class-stratified subset gives per-class importance; chosen "
                             "samples explain just those.")
 if which == SUBSET:
-    size = cells[1].select_slider("Subset size", SUBSET_SIZES, value=240, key="imp_size")
+    size = subset_size(cells[1], int(labelled.sum()), cohort_id)
     rows = np.flatnonzero(labelled)[stratified_subset(values[labelled], size, seed=0)]
 else:
     size = 300

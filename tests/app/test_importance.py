@@ -106,7 +106,7 @@ def test_planted_module_genes_rank_at_the_top_for_every_class(demo):
 def test_cls_mode_is_stored_and_reruns_never_recompute(demo, monkeypatch):
     ws, _, run_id, _ = demo
     at = open_page()
-    at.select_slider(key="imp_size").set_value(60)
+    keyed(at, "select_slider", "imp_size_").set_value(60)
     at.radio(key="imp_mode").set_value("cls")
     run(at)
     assert len(table(at, "imp_attention_table")) == 200
@@ -117,7 +117,7 @@ def test_cls_mode_is_stored_and_reruns_never_recompute(demo, monkeypatch):
 
     monkeypatch.setattr(gexcore.explain, "attention_importance", boom)
     again = open_page()                                # a new session: the stored arrays serve
-    again.select_slider(key="imp_size").set_value(60)
+    keyed(again, "select_slider", "imp_size_").set_value(60)
     again.radio(key="imp_mode").set_value("cls")
     run(again)
     assert len(table(again, "imp_attention_table")) == 200
@@ -155,6 +155,8 @@ def test_real_cohort_without_an_encoder_or_planted_truth(demo, workspace_dir):
     assert not any("Simulated data" in w.value for w in at.warning)
     assert any("needs a transformer encoder" in i.value for i in at.info)
     assert not planted_captions(at)
+    assert keyed(at, "select_slider", "imp_size_").value == 189        # never more than it has
+    assert any(c.value.startswith("189 samples (7 classes") for c in at.caption)
     keyed(at, "selectbox", "imp_class_").set_value("liver")
     run(at)
     ig = table(at, "imp_ig_table")

@@ -163,3 +163,19 @@ def test_save_upload_pretrain_and_map_it(page, tmp_path):
     chart = _map(page)
     expect(chart.get_by_text("browser scarf · UMAP").first).to_be_visible()
     screenshot(page, "embeddings_trained.png")
+
+    # The rest of the walk on the user's own cohort: every result page has something to show.
+    _go(page, "Predictions")
+    expect(page.get_by_text("Confusion matrix (held-out samples)").first).to_be_visible(timeout=SLOW)
+    expect(page.get_by_role("combobox", name="Label column", exact=True)).to_have_value("label")
+    screenshot(page, "predictions_own.png")
+
+    _go(page, "Survival")
+    expect(page.get_by_text("Log-rank p").first).to_be_visible(timeout=SLOW)
+    expect(page.get_by_text("Number at risk").first).to_be_visible()
+    screenshot(page, "survival_own.png")
+
+    _go(page, "Gene importance")
+    expect(page.get_by_text("Top genes").first).to_be_visible(timeout=SLOW)
+    expect(page.get_by_text("GENE0").first).to_be_visible()
+    screenshot(page, "importance_own.png")
