@@ -134,6 +134,26 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_impute(args: argparse.Namespace) -> int:
+    from gexcore import keys
+    from gexcore.atomic import atomic_write
+    from gexcore.models.encoder import Encoder
+    from gexcore.tasks.restore import impute_cohort
+
+    if args.out.suffix not in (".h5ad", ".csv"):
+        raise ValueError(f"--out must end in .h5ad or .csv, not {args.out.name!r}.")
+    out = impute_cohort(Encoder.load(args.model), read_from_args(args))
+    if args.out.suffix == ".h5ad":
+        _write_h5ad(out, args.out)
+    else:                                           # samples x genes, as the reader reads it
+        atomic_write(args.out, lambda tmp: out.to_df().to_csv(tmp, index_label="sample"))
+    info = out.uns[keys.UNS_IMPUTATION]
+    print(f"wrote {args.out}: {out.n_obs:,} samples x {out.n_vars:,} genes; filled "
+          f"{info['n_cells']:,} cells ({info['n_genes_added']:,} genes added) with the "
+          f"{info['method']} model, in {info['units']} units")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gexcore import keys
     from gexcore.evaluate import EvalConfig, run_evaluation
@@ -159,7 +179,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     task = "classification" if args.label else "survival" if survival else "imputation"
     with _progress_bar(f"evaluate {task}") as report:
         out = run_evaluation(adata, task, config, out=args.out, label=args.label,
-                             groups=args.groups, progress=report)
+                             groups=args.groups, missing=args.missing, progress=report)
     print((out / "report.md").read_text())
     print(f"wrote {out}: results.json, report.md, curves.html")
     return 0
@@ -249,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output .h5ad")
     p.add_argument("--key", help="obsm key (default: X_<model folder name>)")
     p.set_defaults(func=_cmd_embed)
+
+    p = sub.add_parser("impute", help="fill a cohort's missing genes with a pretrained encoder",
+                       description="Fill the model's genes a cohort lacks, and its empty "
+                                   "cells, with a transformer or VIME encoder's predictions, "
+                                   "in the cohort's own units; measured values are kept. "
+                                   ".h5ad output marks filled cells in layers['imputed'].")
+    p.add_argument("model", type=Path, help="checkpoint folder (transformer or vime)")
+    add_input_arguments(p)
+    p.add_argument("--out", type=Path, required=True, help="output .h5ad or .csv")
+    p.set_defaults(func=_cmd_impute)
     p = sub.add_parser("evaluate", help="score SSL encoders against baselines on a task",
                        description="Leakage-safe evaluation: patient-aware splits, nested label "
                                    "fractions, repeated seeds; SSL encoders (frozen and "
@@ -263,7 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("--survival", action="store_true",
                       help="survival on the detected time/event columns")
     task.add_argument("--impute", action="store_true",
-                      help="restore held-out genes at 10-90%% MCAR missingness")
+                      help="restore held-out genes at 10-90%% missingness")
+    p.add_argument("--missing", default="cells", choices=["cells", "genes"],
+                   help="--impute hides random cells (MCAR, default) or whole genes in every "
+                        "test sample (a smaller panel)")
     p.add_argument("--methods", nargs="+", default=["scarf", "vime", "byol", "transformer"],
                    choices=["transformer", "scarf", "vime", "byol"])
     p.add_argument("--fractions", nargs="+", type=float,

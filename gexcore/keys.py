@@ -17,3 +17,6 @@ UNS_PROVENANCE = "provenance"      # source files, format, reader options, simul
 UNS_VALIDATION = "validation"      # the ValidationReport of the load, as a dict
 UNS_SURVIVAL = "survival"          # which clinical columns became time/event, and the time unit
 UNS_NORMALIZE = "normalize"
+UNS_IMPUTATION = "imputation"      # how an encoder filled missing genes (tasks/restore.py)
+
+LAYER_IMPUTED = "imputed"          # True for cells an encoder filled, not measured

@@ -335,13 +335,17 @@ def confusion_heatmap(confusion: list[list[int]], classes, *, normalize: bool = 
 
 
 def loss_curve(history: dict, *, title: str = "Training loss") -> go.Figure:
-    """Train / validation loss per epoch over the per-step loss, from `History.to_dict()`."""
+    """Train / validation loss per epoch over the per-step loss, from `History.to_dict()`.
+
+    A live history may hold steps past its last whole epoch; its `steps_per_epoch` places them.
+    """
     train, val = _floats(history.get("train_loss")), _floats(history.get("val_loss"))
     step = _floats(history.get("step_loss"))
     fig = go.Figure()
     n_epochs = len(train)
-    if len(step) and n_epochs:
-        x = np.arange(1, len(step) + 1) * n_epochs / len(step)     # steps in epoch units
+    per_epoch = history.get("steps_per_epoch") or (len(step) / n_epochs if n_epochs else 0)
+    if len(step) and per_epoch:
+        x = np.arange(1, len(step) + 1) / per_epoch                 # steps in epoch units
         fig.add_trace(go.Scatter(x=x, y=step, mode="lines", name="step",
                                  line={"color": _rgba(PALETTE[4], 0.6), "width": 1},
                                  hovertemplate="step loss %{y:.4g}<extra></extra>"))

@@ -14,11 +14,15 @@ from gexcore import keys
 from gexcore.data import list_demos
 from gexcore.data.upload import read_uploaded
 from gexcore.errors import GexError
+from gexcore.workspace import ImputeJob, Workspace, submit
 from gexcore.workspace.columns import ColumnMapping, apply_mapping, guess_mapping
+from gexcore.tasks.imputation import IMPUTING_METHODS
+from gexcore.workspace.impute_job import gap
 from pages._ui import (
     current_cohort_id,
     current_workspace,
     demo_cohort,
+    job_panel,
     load_cohort,
     select_cohort,
     show_report,
@@ -100,7 +104,75 @@ def current_tab(ws) -> None:
     st.caption(f"{info.n_obs:,} samples x {info.n_vars:,} genes · added "
                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(info.created))} · switch "
                "cohorts in the sidebar, add one under **Add a cohort**.")
-    show_report(load_cohort(ws, cohort_id))
+    adata = load_cohort(ws, cohort_id)
+    downloads(ws, cohort_id, adata, info.name)
+    fill_genes(ws, cohort_id, adata)
+    show_report(adata)
+
+
+def downloads(ws: Workspace, cohort_id: str, adata: AnnData, name: str) -> None:
+    """The stored cohort as a samples x genes CSV or as .h5ad (built when clicked)."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    cells = st.columns([1, 1, 3])
+    cells[0].download_button("Expression (CSV)", lambda: adata.to_df().to_csv().encode(),
+                             file_name=f"{stem}.csv", mime="text/csv", on_click="ignore",
+                             icon=":material/download:", key=f"dl_csv_{cohort_id}")
+    cells[1].download_button("Cohort (.h5ad)", lambda: ws.cohort_path(cohort_id).read_bytes(),
+                             file_name=f"{stem}.h5ad", mime="application/octet-stream",
+                             on_click="ignore", icon=":material/download:",
+                             key=f"dl_h5ad_{cohort_id}")
+
+
+def _start_impute(ws: Workspace, job: ImputeJob) -> None:
+    try:
+        submit(ws, job)
+    except GexError as err:
+        st.session_state["impute_error"] = str(err)
+
+
+def fill_genes(ws: Workspace, cohort_id: str, adata: AnnData) -> None:
+    """A finished transformer or VIME run fills the genes this cohort lacks (an impute job);
+    the result is a new cohort, this one stays as it is."""
+    runs = {r.id: r for r in ws.runs(kind="pretrain", status="done")
+            if r.params.get("method") in IMPUTING_METHODS}
+    mine = [r for r in ws.runs(kind="impute") if r.params.get("cohort") == cohort_id]
+    job_panel(ws, "impute", key=cohort_id)
+    with st.expander("Fill missing genes with an encoder", icon=":material/healing:",
+                     expanded=any(r.active for r in mine)):
+        if error := st.session_state.pop("impute_error", None):
+            st.error(error)
+        for run in mine[:3]:
+            if run.status == "failed":
+                st.error(f"{run.name}: {run.error}")
+            elif run.status == "done" and run.metrics.get("cohort") in {c.id for c in ws.cohorts()}:
+                filled = ws.cohort(run.metrics["cohort"])
+                st.button(f"Open {filled.name} ({run.metrics['n_cells']:,} cells filled)",
+                          key=f"open_{run.id}", on_click=select_cohort, args=(filled.id,),
+                          icon=":material/open_in_new:")
+        if not runs:
+            st.caption("A transformer or VIME encoder predicts genes from the measured ones; "
+                       "pretrain one on the Train page first.")
+            return
+        run_id = st.selectbox("Encoder", list(runs), key=f"impute_run_{cohort_id}",
+                              format_func=lambda i: f"{runs[i].name} "
+                                                    f"({runs[i].params.get('method')})")
+        g = gap(ws, run_id, adata)
+        if g.empty:
+            st.caption(f"This cohort has all {g.model_genes:,} genes of that encoder and no "
+                       "empty cells among them: nothing to fill.")
+            return
+        if g.missing_genes > g.model_genes / 2:
+            st.warning(f"This cohort has only {g.model_genes - g.missing_genes:,} of the "
+                       f"encoder's {g.model_genes:,} genes; filling needs at least half of "
+                       "them measured. Pick an encoder pretrained on a similar panel.")
+            return
+        st.caption(f"{g.missing_genes:,} of the encoder's {g.model_genes:,} genes are missing "
+                   f"here and {g.empty_cells:,} of its cells are empty. They are predicted from "
+                   "the measured genes, in this cohort's units, and saved as a new cohort "
+                   "(layers['imputed'] marks them); measured values are kept.")
+        st.button("Fill genes", type="primary", icon=":material/play_arrow:",
+                  key=f"impute_start_{cohort_id}", on_click=_start_impute,
+                  args=(ws, ImputeJob(cohort=cohort_id, run=run_id)))
 
 
 def demo_source() -> tuple[AnnData, str, str]:

@@ -77,12 +77,12 @@ def live_detail(run: RunInfo) -> None:
     """Under a running job's progress bar: its loss so far and a Cancel button."""
     ws = current_workspace()
     history = loss_history(ws, run)
-    if history and history.get("train_loss"):
-        fig = viz.loss_curve(history, title="Loss so far (completed epochs)")
+    if history and history.get("step_loss"):
+        fig = viz.loss_curve(history, title="Loss so far")
         fig.update_layout(height=320, margin={"t": 50, "b": 45})
         st.plotly_chart(fig, key=f"live_loss_{run.id}", theme=None)
     elif run.status == "running":
-        st.caption("The loss curve appears when the first epoch ends.")
+        st.caption("The loss curve appears with the first progress report.")
     st.button("Cancel", key=f"cancel_{run.id}", icon=":material/stop_circle:",
               on_click=cancel, args=(ws, run.id), disabled=run.cancel_requested)
 

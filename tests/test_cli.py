@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anndata
 import numpy as np
+import pandas as pd
 import pytest
 
 from gexcore.cli import main
@@ -162,6 +163,22 @@ def test_evaluate_imputation(tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert {r["model"] for r in data["scores"]} == {"mean", "knn", "vime"}
     assert {r["missing_rate"] for r in data["scores"]} == {0.1, 0.3, 0.5, 0.7, 0.9}
+    assert data["info"]["missing"] == "cells"
+    assert "observed test cells hidden at random" in (out / "report.md").read_text()
+
+
+def test_evaluate_imputation_of_whole_genes(tmp_path):
+    expr, _, _ = _user_csv_pair(tmp_path)
+    out = tmp_path / "panel"
+    assert main(["evaluate", str(expr), "--impute", "--missing", "genes", "--methods", "vime",
+                 "--seeds", "1", "--pretrain-epochs", "1", "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["info"]["missing"] == "genes"
+    hidden = {r["missing_rate"]: r["n_masked"] for r in data["scores"] if r["model"] == "knn"}
+    for rate, n in hidden.items():                 # whole genes x 12 test samples, less the
+        cells = round(rate * 100) * 12             # cells the simulator left empty
+        assert 0.85 * cells <= n <= cells, (rate, n)
+    assert "whole genes hidden in every test sample" in (out / "report.md").read_text()
 
 
 def test_evaluate_bad_label_lists_the_columns(tmp_path, capsys):
@@ -178,3 +195,45 @@ def test_evaluate_needs_exactly_one_task(tmp_path, capsys):
     assert main(["evaluate", str(expr), "--label", "x", "--impute",
                  "--out", str(tmp_path / "x")]) == 2
     assert "choose one task" in capsys.readouterr().err
+
+
+def test_impute_fills_a_smaller_panel_from_a_csv(tmp_path, capsys):
+    """Pretrain on the full cohort, then fill a panel that lacks 10 genes: CSV and h5ad out."""
+    expr, _, adata = _user_csv_pair(tmp_path)
+    model = tmp_path / "vime"
+    assert main(["pretrain", str(expr), "--method", "vime", "--epochs", "1",
+                 "--out", str(model)]) == 0
+    dropped = list(adata.var_names[:10])
+    panel = tmp_path / "panel.csv"
+    pd.read_csv(expr, index_col=0).drop(index=dropped).to_csv(panel)
+    capsys.readouterr()
+
+    assert main(["impute", str(model), str(panel), "--out", str(tmp_path / "full.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "(10 genes added) with the vime model, in log units" in printed
+    full = pd.read_csv(tmp_path / "full.csv", index_col="sample")
+    assert full.shape == (60, 100) and list(full.columns[-10:]) == dropped
+    assert np.isfinite(full.to_numpy()).all()
+    kept = pd.read_csv(panel, index_col=0).T
+    measured = kept.loc[full.index].notna()
+    np.testing.assert_allclose(full[kept.columns][measured], kept.loc[full.index][measured],
+                               rtol=1e-6)
+
+    assert main(["impute", str(model), str(panel), "--out", str(tmp_path / "full.h5ad")]) == 0
+    filled = anndata.read_h5ad(tmp_path / "full.h5ad")
+    imputed = filled.layers["imputed"]
+    assert imputed[:, -10:].all() and f"filled {int(imputed.sum())} cells" in printed
+    np.testing.assert_array_equal(imputed[:, :90], np.isnan(kept.loc[filled.obs_names]))
+
+
+def test_impute_refuses_a_model_without_a_decoder_and_a_bad_suffix(tmp_path, capsys):
+    expr, _, _ = _user_csv_pair(tmp_path)
+    model = tmp_path / "scarf"
+    assert main(["pretrain", str(expr), "--method", "scarf", "--epochs", "1",
+                 "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["impute", str(model), str(expr), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "'scarf' has no value decoder" in capsys.readouterr().err
+    assert main(["impute", str(model), str(expr), "--out", str(tmp_path / "x.parquet")]) == 2
+    assert "must end in .h5ad or .csv" in capsys.readouterr().err
+    assert not any(tmp_path.glob("x.*"))

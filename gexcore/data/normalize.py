@@ -102,6 +102,27 @@ class Normalizer:
     def fit_transform(self, adata: AnnData) -> AnnData:
         return self.fit(adata).transform(adata)
 
+    def inverse_transform(self, X: np.ndarray, *, library_size: np.ndarray | None = None
+                          ) -> np.ndarray:
+        """(n, fitted genes) normalised values -> the input's units (undo z-score, then log).
+
+        log-CPM needs each sample's `library_size` (the sum of its input values, as `transform`
+        used); the other transforms are undone from the values alone.
+        """
+        self._check_fitted()
+        X = np.asarray(X, dtype=np.float64)
+        if self.config.zscore:
+            X = X * self.std_ + self.mean_
+        if self.transform_ == "log2p1":
+            return (np.exp2(X) - 1.0).astype(np.float32)
+        if self.transform_ == "log_cpm":
+            if library_size is None:
+                raise ValueError("log-CPM values need library_size to return to counts.")
+            lib = np.asarray(library_size, dtype=np.float64).reshape(-1, 1)
+            return (np.expm1(X) * np.where(lib == 0, 1.0, lib) / self.config.target_sum
+                    ).astype(np.float32)
+        return X.astype(np.float32)
+
     def summary(self) -> dict:
         """Small, h5ad-safe description of the fitted transform (no arrays)."""
         self._check_fitted()

@@ -20,11 +20,13 @@ __all__ = ["EvalConfig", "EvalResult", "ClassificationTask", "SurvivalTask", "ev
 def run_evaluation(adata: AnnData, task: Literal["classification", "survival", "imputation"],
                    config: EvalConfig | None = None, *, out: str | Path | None = None,
                    label: str | None = None, groups: str = "median",
+                   missing: Literal["cells", "genes"] = "cells",
                    progress: ProgressCallback | None = None,
                    should_stop: StopCallback | None = None) -> Path | EvalResult:
     """Evaluate one task; with `out`, write the report folder and return its path.
 
-    Survival reads the standard `obs['time']`/`obs['event']` the readers fill in.
+    Survival reads the standard `obs['time']`/`obs['event']` the readers fill in; imputation
+    hides random cells or, with `missing="genes"`, whole genes.
     """
     if task == "classification":
         result = evaluate_cohort(adata, ClassificationTask(label), config, progress=progress,
@@ -36,7 +38,8 @@ def run_evaluation(adata: AnnData, task: Literal["classification", "survival", "
                                  config, progress=progress, should_stop=should_stop)
     elif task == "imputation":
         from gexcore.evaluate.imputation import evaluate_imputation
-        result = evaluate_imputation(adata, config, progress=progress, should_stop=should_stop)
+        result = evaluate_imputation(adata, config, missing=missing, progress=progress,
+                                     should_stop=should_stop)
     else:
         raise ValueError(f"task must be classification, survival or imputation, not {task!r}.")
     if out is None:

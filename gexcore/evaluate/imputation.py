@@ -13,19 +13,20 @@ from gexcore.evaluate.splits import patient_groups, train_test_split
 from gexcore.models.encoder import Encoder
 from gexcore.models.presets import model_config_for
 from gexcore.progress import ProgressCallback, StopCallback
+from gexcore.tasks.imputation import IMPUTING_METHODS, Missing
 from gexcore.train.config import TrainConfig
 
-__all__ = ["IMPUTING_METHODS", "evaluate_imputation"]
-
-IMPUTING_METHODS = ("transformer", "vime")      # the methods with a value decoder
+__all__ = ["evaluate_imputation"]
 _DEFAULT_TOP_GENES = 500                         # one gene space for every imputer
 
 
 def evaluate_imputation(adata: AnnData, config: EvalConfig | None = None, *,
                         rates: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9),
+                        missing: Missing = "cells",
                         progress: ProgressCallback | None = None,
                         should_stop: StopCallback | None = None) -> EvalResult:
-    """RMSE and Pearson r on hidden test cells for mean, KNN and the imputing encoders."""
+    """RMSE and Pearson r on hidden test cells for mean, KNN and the imputing encoders;
+    `missing` hides random cells ("cells") or whole genes, as a smaller panel ("genes")."""
     from gexcore.tasks.imputation import imputation_curve
 
     config = config or EvalConfig()
@@ -45,9 +46,10 @@ def evaluate_imputation(adata: AnnData, config: EvalConfig | None = None, *,
                          progress=progress, should_stop=should_stop)
             encoders[method] = enc
         frames.append(imputation_curve(train, test, encoders=encoders, rates=rates,
-                                       seeds=(seed,), progress=progress))
+                                       seeds=(seed,), missing=missing, progress=progress))
     scores = pd.concat(frames, ignore_index=True).rename(columns={"method": "model"})
     info = {"n_samples": int(adata.n_obs), "n_genes": int(adata.n_vars), "genes_scored": top,
             "grouped_by": patient_groups(adata)[1], "pretraining_saw_test": False,
+            "missing": missing,
             "seconds": round(time.perf_counter() - started, 1)}
     return EvalResult("imputation", scores, config, info, pd.DataFrame(), {})

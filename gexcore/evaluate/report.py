@@ -31,7 +31,9 @@ def summarize(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def markdown_report(task: str, scores: pd.DataFrame, info: dict, config: dict) -> str:
     """One table per metric: rows = model (regime), columns = label fraction, mean ± sd."""
-    axis = "missing rate" if task == "imputation" else "labelled fraction of training samples"
+    axis = ("labelled fraction of training samples" if task != "imputation" else
+            "share of whole genes hidden in every test sample" if info.get("missing") == "genes"
+            else "share of observed test cells hidden at random (MCAR)")
     lines = [f"# {task.capitalize()} evaluation", "",
              _describe(task, info, config), "",
              f"Columns: {axis}. Cells: mean ± sd over {config.get('seeds', '?')} seed(s), "

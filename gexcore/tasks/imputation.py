@@ -24,13 +24,15 @@ from gexcore.errors import GeneMismatchError
 from gexcore.progress import Progress, ProgressCallback
 from gexcore.tasks.metrics import imputation_metrics
 
-__all__ = ["EncoderImputer", "KNNImputer", "MeanImputer", "imputation_curve", "mask_mcar",
-           "summarize_curve"]
+__all__ = ["IMPUTING_METHODS", "EncoderImputer", "KNNImputer", "MeanImputer", "imputation_curve",
+           "mask_genes", "mask_mcar", "summarize_curve"]
 
 logger = logging.getLogger(__name__)
 
 RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
+IMPUTING_METHODS = ("transformer", "vime")          # the encoders with a value decoder
 VimeFill = Literal["mean", "marginal"]
+Missing = Literal["cells", "genes"]
 
 
 def mask_mcar(missing: np.ndarray, rate: float, *, seed: int | np.random.Generator = 0
@@ -51,6 +53,25 @@ def mask_mcar(missing: np.ndarray, rate: float, *, seed: int | np.random.Generat
     if k:
         hide[np.argpartition(scores.ravel(), k - 1)[:k]] = True
     return hide.reshape(missing.shape)
+
+
+def mask_genes(missing: np.ndarray, rate: float, *, seed: int | np.random.Generator = 0
+               ) -> np.ndarray:
+    """Hide round(`rate` x observed genes) whole genes -> (n, G) bool: a smaller panel.
+
+    Every observed cell of a hidden gene is hidden, in every row; genes no row observed are
+    never drawn. One seed draws one order of the genes, so masks of increasing rates nest.
+    """
+    missing = np.asarray(missing, dtype=bool)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be in [0, 1], not {rate}.")
+    genes = np.random.default_rng(seed).permutation(np.flatnonzero((~missing).any(axis=0)))
+    hide = np.zeros(missing.shape, dtype=bool)
+    hide[:, genes[: round(rate * len(genes))]] = True
+    return hide & ~missing
+
+
+MASKS = {"cells": mask_mcar, "genes": mask_genes}
 
 
 class _Imputer(BaseEstimator):
@@ -130,7 +151,7 @@ class EncoderImputer(_Imputer):
         """Check the encoder; keep the training rows as VIME's marginal bank (training only)."""
         X = _as_matrix(X)
         method = getattr(self.encoder, "method", None)
-        if method not in ("transformer", "vime"):
+        if method not in IMPUTING_METHODS:
             raise ValueError(f"only transformer and vime encoders can impute; {method!r} has no "
                              "value decoder.")
         if self.fill not in VimeFill.__args__:
@@ -177,16 +198,20 @@ class EncoderImputer(_Imputer):
 def imputation_curve(train: AnnData, test: AnnData, *, encoders: Mapping | None = None,
                      rates: Sequence[float] = RATES, seeds: Sequence[int] = (0, 1, 2),
                      knn_neighbors: int = 10, normalizer: Normalizer | None = None,
-                     vime_fill: VimeFill = "mean",
+                     vime_fill: VimeFill = "mean", missing: Missing = "cells",
                      progress: ProgressCallback | None = None) -> pd.DataFrame:
     """Long table: method, missing_rate, seed, rmse, pearson_r, per_gene_r, n_masked.
 
     Scored on `test`'s hidden cells only (pooled r; per_gene_r is the mean of per-gene r), in
     z-score units. One normalised space for every method: `normalizer`, else the first
     encoder's, else a new Normalizer fitted on `train`. Encoders must be pretrained on `train`
-    only (the caller's promise) and share that normaliser exactly. Baselines fit on `train` rows; each seed draws
-    one MCAR mask of `test`'s observed cells (nested over rates).
+    only (the caller's promise) and share that normaliser exactly. Baselines fit on `train`
+    rows. Each seed draws one mask of `test`, nested over rates: `missing="cells"` hides
+    observed cells at random (MCAR), "genes" hides whole genes in every test row (a panel
+    that lacks them).
     """
+    if missing not in MASKS:
+        raise ValueError(f"missing must be one of {tuple(MASKS)}, not {missing!r}.")
     encoders = dict(encoders or {})
     started = time.perf_counter()
     norm = _reference_normalizer(train, encoders, normalizer)
@@ -195,11 +220,11 @@ def imputation_curve(train: AnnData, test: AnnData, *, encoders: Mapping | None 
     imputers |= {name: EncoderImputer(enc, fill=vime_fill) for name, enc in encoders.items()}
     for imputer in imputers.values():
         imputer.fit(X_train)
-    missing, rows = np.isnan(X_test), []
+    absent, rows = np.isnan(X_test), []
     total, done = len(rates) * len(seeds) * len(imputers), 0
     for seed in seeds:
         for rate in rates:
-            hide = mask_mcar(missing, rate, seed=seed)
+            hide = MASKS[missing](absent, rate, seed=seed)
             for name, imputer in imputers.items():
                 pred = imputer.predict(X_test, hide)
                 rows.append({"method": name, "missing_rate": float(rate), "seed": int(seed),

@@ -24,6 +24,7 @@ from gexcore.workspace.jobs import (
     submit,
 )
 from gexcore.workspace.evaluate_job import EvaluateJob
+from gexcore.workspace.impute_job import ImputeJob
 from gexcore.workspace.pretrain import EmbedJob, PretrainJob, new_encoder
 from gexcore.workspace.runs import ACTIVE, STATUSES, RunInfo, Status
 from gexcore.workspace.store import (
@@ -35,8 +36,8 @@ from gexcore.workspace.store import (
 )
 
 __all__ = [
-    "ACTIVE", "INTERRUPTED", "STATUSES", "TASKS", "CohortInfo", "EmbedJob", "EvaluateJob", "JobCancelled",
-    "PretrainJob", "RunInfo", "Status", "Task", "TaskContext", "Workspace", "acquire_slot",
-    "array_name", "cancel", "embedding_name", "new_encoder", "open_workspace", "recover",
-    "register_task", "submit",
+    "ACTIVE", "INTERRUPTED", "STATUSES", "TASKS", "CohortInfo", "EmbedJob", "EvaluateJob",
+    "ImputeJob", "JobCancelled", "PretrainJob", "RunInfo", "Status", "Task", "TaskContext",
+    "Workspace", "acquire_slot", "array_name", "cancel", "embedding_name", "new_encoder",
+    "open_workspace", "recover", "register_task", "submit",
 ]

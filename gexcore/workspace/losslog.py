@@ -46,7 +46,7 @@ class LossRecorder:
 
 def loss_history(ws: Workspace, run: RunInfo) -> dict[str, Any] | None:
     """`History.to_dict()`-shaped losses of a pretrain run: the checkpoint's once it is done,
-    else rebuilt from the live reports (whole epochs only); None when there is nothing yet."""
+    else rebuilt from the live reports; None when there is nothing yet."""
     if run.status == "done":
         meta = ws.run_dir(run.id) / "metadata.json"
         if meta.exists():
@@ -56,9 +56,10 @@ def loss_history(ws: Workspace, run: RunInfo) -> dict[str, Any] | None:
 
 
 def history_from_reports(rows: np.ndarray) -> dict[str, Any]:
-    """Per-step losses of the finished epochs from (step, total, epoch, epochs, running loss,
-    val loss) reports: a report's running mean over its epoch so far gives the mean loss of the
-    steps since the report before it."""
+    """Per-step losses up to the last report (the running epoch included, so a long first
+    epoch already draws a curve) and per-epoch losses of the finished epochs, from (step,
+    total, epoch, epochs, running loss, val loss) reports: a report's running mean over its
+    epoch so far gives the mean loss of the steps since the report before it."""
     step, total, _, epochs, loss, val = np.asarray(rows, dtype=float).T
     per_epoch = max(1, round(total[-1] / max(epochs[-1], 1)))
     per_step = np.full(int(step.max()), np.nan)
@@ -80,5 +81,5 @@ def history_from_reports(rows: np.ndarray) -> dict[str, Any]:
     finite = [v for v in val_loss if math.isfinite(v)]
     best = val_loss.index(min(finite)) + 1 if finite else 0
     return {"train_loss": train, "val_loss": val_loss if finite else [],
-            "step_loss": [float(v) for v in whole], "best_epoch": best,
-            "steps": int(step.max())}
+            "step_loss": [float(v) for v in per_step], "best_epoch": best,
+            "steps": int(step.max()), "steps_per_epoch": per_epoch}

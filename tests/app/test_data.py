@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gexcore import keys
+from gexcore.data.validate import describe
 
 DATA = "pages/data.py"
 
@@ -85,3 +86,40 @@ def test_save_rejects_time_without_event_and_writes_nothing(open_page, ws):
     assert "pick both a survival time and an event column" in app.error[0].value
     assert len(ws.cohorts()) == before
     assert app.session_state["data_tab"] == "Add a cohort"
+
+
+def test_fill_missing_genes_of_a_panel_opens_the_new_cohort(open_page, ws, tiny_id,
+                                                           tiny_cohort):
+    from gexcore.workspace import PretrainJob, submit
+    from tests.app.conftest import wait_for_run
+
+    encoder = submit(ws, PretrainJob(cohort=tiny_id, method="vime", epochs=1, name="enc"))
+    assert wait_for_run(ws, encoder).status == "done"
+    panel = tiny_cohort[:, 5:].copy()
+    panel.uns["validation"] = describe(panel, source="panel.csv", format="table").to_dict()
+    panel_id = ws.add_cohort(panel, "panel")
+    at = open_page(DATA, cohort_id=panel_id, **{f"impute_run_{panel_id}": encoder})
+    assert any("5 of the encoder's 40 genes are missing here" in c.value for c in at.caption)
+    at.button(key=f"impute_start_{panel_id}").click().run()
+    (job,) = ws.runs(kind="impute")
+    assert job.params == {"cohort": panel_id, "run": encoder, "name": ""}
+    assert wait_for_run(ws, job.id).status == "done", ws.read_log(job.id)
+
+    at.run()
+    at.button(key=f"open_{job.id}").click().run()
+    assert not at.exception, at.exception
+    assert at.subheader[0].value == "panel (filled by enc)"
+    assert _metrics(at)["Genes"] == "40"
+    assert "cells filled by a vime encoder" in at.code[0].value
+    assert {b.proto.label for b in at.get("download_button")} >= {"Expression (CSV)",
+                                                                  "Cohort (.h5ad)"}
+
+
+def test_fill_missing_genes_needs_half_of_the_encoder_genes(open_page, ws, tiny_cohort):
+    small = tiny_cohort[:, :10].copy()
+    small.uns["validation"] = describe(small, source="ten.csv", format="table").to_dict()
+    small = ws.add_cohort(small, "ten genes")
+    vime = next(r.id for r in ws.runs(kind="pretrain") if r.params.get("method") == "vime")
+    at = open_page(DATA, cohort_id=small, **{f"impute_run_{small}": vime})
+    assert any("filling needs at least half of them measured" in w.value for w in at.warning)
+    assert not [b for b in at.button if str(b.key).startswith("impute_start_")]

@@ -37,6 +37,23 @@ def test_auto_picks_log_cpm_for_counts_and_zscores_on_training_stats():
     np.testing.assert_allclose(norm.transform(test).X, manual, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("scale", ["counts", "linear", "log"])
+def test_inverse_transform_returns_the_input_units(scale):
+    adata = _counts(seed=2)
+    if scale == "linear":                                   # TPM-like: non-integer, positive
+        adata.X = adata.X * 1.37 + 0.5
+    elif scale == "log":
+        adata.X = np.log2(adata.X + 1.0)
+    norm = Normalizer(NormalizeConfig(n_top_genes=20)).fit(adata)
+    assert norm.transform_ == {"counts": "log_cpm", "linear": "log2p1", "log": "none"}[scale]
+    back = norm.inverse_transform(norm.transform(adata).X, library_size=adata.X.sum(1))
+    expected = adata[:, norm.genes_].X
+    np.testing.assert_allclose(back, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
+    if scale == "counts":
+        with pytest.raises(ValueError, match="library_size"):
+            norm.inverse_transform(norm.transform(adata).X)
+
+
 def test_top_genes_selected_by_training_variance():
     adata = _counts()
     adata.X[:, 7] = adata.X[:, 7] * np.tile([0.01, 100], 20)    # make G7 wildly variable

@@ -18,9 +18,11 @@ from gexcore.tasks.imputation import (
     KNNImputer,
     MeanImputer,
     imputation_curve,
+    mask_genes,
     mask_mcar,
     summarize_curve,
 )
+from gexcore.tasks.restore import impute_cohort
 from gexcore.train.config import TrainConfig
 
 
@@ -70,6 +72,19 @@ def test_mask_mcar_hides_the_rate_of_observed_cells_only():
     assert not (low & ~high).any()                           # nested over rates
     with pytest.raises(ValueError, match="rate"):
         mask_mcar(missing, 1.5, seed=0)
+
+
+def test_mask_genes_hides_whole_observed_genes_nested_over_rates():
+    missing = np.zeros((30, 20), bool)
+    missing[:, 3] = True                                     # never measured: never drawn
+    missing[5, 7] = True
+    low, high = mask_genes(missing, 0.3, seed=2), mask_genes(missing, 0.6, seed=2)
+    hidden = high.any(axis=0)
+    assert low.any(axis=0).sum() == round(0.3 * 19) and hidden.sum() == round(0.6 * 19)
+    assert not hidden[3] and not (high & missing).any()
+    np.testing.assert_array_equal(high[:, hidden] | missing[:, hidden], True)   # whole genes
+    assert not (low & ~high).any()
+    assert (mask_genes(missing, 0.3, seed=3) != low).any()
 
 
 def test_mask_mcar_is_uniform_over_genes():
@@ -180,3 +195,39 @@ def test_imputation_curve_refuses_encoders_with_another_normaliser(split, encode
     other = Normalizer(NormalizeConfig(n_top_genes=30)).fit(train)
     with pytest.raises(GeneMismatchError, match="another normaliser"):
         imputation_curve(train, test, encoders=encoders, normalizer=other, seeds=(0,))
+
+
+@pytest.mark.parametrize("method", ["transformer", "vime"])
+def test_impute_cohort_fills_a_smaller_panel_in_its_own_units(split, encoders, method):
+    """A test panel lacking 10 of the model's genes, plus some empty cells: the filled
+    genes track the truth better than the training mean, measured cells stay as they were."""
+    train, test = split
+    dropped = list(test.var_names[::6])                            # 10 of 60
+    panel = test[:, ~test.var_names.isin(dropped)].copy()
+    rng = np.random.default_rng(0)
+    empty = rng.random(panel.shape) < 0.02
+    panel.X = np.where(empty, np.nan, panel.X)
+
+    out = impute_cohort(encoders[method], panel)
+    assert list(out.var_names) == [*panel.var_names, *dropped]
+    assert out.var["observed"].tolist() == [True] * panel.n_vars + [False] * len(dropped)
+    filled = out.layers["imputed"]
+    measured = ~np.isnan(panel.X)                   # the simulator leaves some cells empty too
+    np.testing.assert_array_equal(filled[:, : panel.n_vars], ~measured)
+    assert filled[:, panel.n_vars:].all() and np.isfinite(out.X).all()
+    np.testing.assert_array_equal(out.X[:, : panel.n_vars][measured], panel.X[measured])
+    assert out.uns["imputation"] == {"method": method, "n_cells": int(filled.sum()),
+                                     "n_genes_added": 10, "units": "log", "model_genes": 60}
+
+    truth = test[:, dropped].X                         # scored where the simulator kept a value
+    guess = out[:, dropped].X
+    baseline = np.broadcast_to(np.nanmean(train[:, dropped].X, axis=0), truth.shape)
+    rmse, base = (float(np.sqrt(np.nanmean((p - truth) ** 2))) for p in (guess, baseline))
+    assert rmse < 0.85 * base, (rmse, base)
+
+
+def test_impute_cohort_refuses_encoders_without_a_decoder(split):
+    scarf = pretrain(split[0], method="scarf", config=TrainConfig(epochs=1, device="cpu"),
+                     model_config=MLPConfig(n_layers=1, hidden=16))
+    with pytest.raises(ValueError, match="no value decoder"):
+        impute_cohort(scarf, split[1])

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from gexcore.workspace import ACTIVE, Workspace, open_workspace
-from gexcore.workspace.jobs import _worker_alive
+from gexcore.workspace.jobs import _worker_alive, task_for
+from gexcore.workspace.runs import insert_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,3 +43,11 @@ def wait_for(ws: Workspace, run_id: str, done, timeout: float = 120.0):
 
 def finished(run) -> bool:
     return not run.active
+
+
+def queue(ws: Workspace, job) -> str:
+    """Queue a run without starting a worker, so `run_job` runs it in this process."""
+    task = task_for(job)
+    name = job.describe(ws) if hasattr(job, "describe") else task.kind
+    with ws.connect() as conn:
+        return insert_run(conn, task.kind, name, {**job.__dict__}, modules=task.modules)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from gexcore import viz
 from gexcore.models.encoder import Encoder
 from gexcore.models.mlp import MLPConfig
 from gexcore.train.config import TrainConfig
@@ -34,9 +35,10 @@ def test_history_rebuilds_steps_and_epochs_from_running_means():
     rows = np.vstack([rows, [9, 12, 3, 3, 0.5, 1.5]])
     rows[:, 1], rows[:, 3] = 12, 3
     history = history_from_reports(rows)
-    # whole epochs only; steps between two reports share their mean
-    assert history["step_loss"] == pytest.approx([3.5, 3.5, 1.5, 1.5, 1.5, 1.5, 0.5, 0.5])
-    assert history["train_loss"] == pytest.approx([2.5, 1.0])
+    # steps between two reports share their mean; the running epoch's step is there too
+    assert history["step_loss"] == pytest.approx([3.5, 3.5, 1.5, 1.5, 1.5, 1.5, 0.5, 0.5, 0.5])
+    assert history["steps_per_epoch"] == 4
+    assert history["train_loss"] == pytest.approx([2.5, 1.0])          # whole epochs only
     assert history["val_loss"] == pytest.approx([2.0, 1.5])
     assert history["best_epoch"] == 2
 
@@ -63,3 +65,13 @@ def test_recorder_keeps_every_report_of_a_real_training(tmp_workspace, tiny_coho
     assert rebuilt["train_loss"] == pytest.approx(history.train_loss, rel=1e-5)
     assert rebuilt["step_loss"] == pytest.approx(history.step_loss, rel=1e-4)
     assert rebuilt["val_loss"] == pytest.approx(history.val_loss, rel=1e-6)
+
+
+def test_first_epoch_draws_before_it_ends():
+    """A long first epoch (a transformer on a big cohort) shows its steps at once."""
+    rows = _reports([3.0, 2.0, 1.0, 1.0, 1.0, 1.0], per_epoch=6, log_every=2, val=[1.0])[:2]
+    history = history_from_reports(rows)
+    assert history["train_loss"] == [] and history["step_loss"] == pytest.approx([2.5] * 2 + [1] * 2)
+    fig = viz.loss_curve(history)
+    assert [t.name for t in fig.data] == ["step"]
+    assert list(fig.data[0].x) == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6])   # epoch units

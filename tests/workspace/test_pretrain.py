@@ -9,10 +9,8 @@ import pytest
 
 from gexcore.models.encoder import Encoder
 from gexcore.workspace import EmbedJob, PretrainJob, cancel, new_encoder, submit
-from gexcore.workspace.jobs import task_for
-from gexcore.workspace.runs import insert_run
 from gexcore.workspace.worker import run_job
-from tests.workspace.conftest import finished, wait_for
+from tests.workspace.conftest import finished, queue, wait_for
 
 
 @pytest.fixture
@@ -63,13 +61,13 @@ def test_cancelled_pretrain_leaves_no_run_folder(tmp_workspace, cohort_id):
 
 def test_embed_job_stores_the_embedding_under_the_encoder_run(tmp_workspace, cohort_id,
                                                               tiny_cohort):
-    pretrain = _queue(tmp_workspace, PretrainJob(cohort=cohort_id, method="vime",
+    pretrain = queue(tmp_workspace, PretrainJob(cohort=cohort_id, method="vime",
                                                  preset="small", epochs=1, device="cpu"))
     assert run_job(tmp_workspace, pretrain, threads=1) == "done"
     other = tmp_workspace.add_cohort(tiny_cohort[:25].copy(), "first 25")
     job = EmbedJob(cohort=other, run=pretrain)
     job.check(tmp_workspace)
-    embed = _queue(tmp_workspace, job)
+    embed = queue(tmp_workspace, job)
     assert run_job(tmp_workspace, embed, threads=1) == "done"
     assert tmp_workspace.run(embed).metrics["n_samples"] == 25
     np.testing.assert_allclose(tmp_workspace.embedding(other, pretrain),
@@ -79,13 +77,6 @@ def test_embed_job_stores_the_embedding_under_the_encoder_run(tmp_workspace, coh
 def test_embed_job_needs_a_finished_pretrain_run(tmp_workspace, cohort_id):
     from gexcore.errors import InputError
 
-    queued = _queue(tmp_workspace, PretrainJob(cohort=cohort_id, method="scarf"))
+    queued = queue(tmp_workspace, PretrainJob(cohort=cohort_id, method="scarf"))
     with pytest.raises(InputError, match="queued pretrain run; pick a finished"):
         submit(tmp_workspace, EmbedJob(cohort=cohort_id, run=queued))
-
-
-def _queue(ws, job) -> str:
-    task = task_for(job)
-    with ws.connect() as conn:
-        return insert_run(conn, task.kind, job.describe(ws), {**job.__dict__},
-                          modules=task.modules)

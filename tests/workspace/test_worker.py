@@ -6,18 +6,10 @@ import os
 import signal
 
 from gexcore.progress import Progress
-from gexcore.workspace.jobs import task_for
 from gexcore.workspace.runs import insert_run
 from gexcore.workspace.worker import _ProgressWriter, run_job
 from tests.workspace._tasks import SleepJob
-from tests.workspace.conftest import wait_for
-
-
-def _queue(ws, job) -> str:
-    """Queue a run without starting a worker, so `run_job` runs it in this process."""
-    task = task_for(job)
-    with ws.connect() as conn:
-        return insert_run(conn, task.kind, "r", {**job.__dict__}, modules=task.modules)
+from tests.workspace.conftest import queue, wait_for
 
 
 def _no_temp_dirs(ws) -> bool:
@@ -25,7 +17,7 @@ def _no_temp_dirs(ws) -> bool:
 
 
 def test_done_run_has_outputs_metrics_and_full_progress(tmp_workspace):
-    run_id = _queue(tmp_workspace, SleepJob(steps=3))
+    run_id = queue(tmp_workspace, SleepJob(steps=3))
     assert run_job(tmp_workspace, run_id, threads=1) == "done"
     run = tmp_workspace.run(run_id)
     assert run.metrics == {"steps": 3} and run.error == ""
@@ -35,7 +27,7 @@ def test_done_run_has_outputs_metrics_and_full_progress(tmp_workspace):
 
 
 def test_gex_error_fails_with_its_message_and_leaves_nothing(tmp_workspace):
-    run_id = _queue(tmp_workspace, SleepJob(fail="gex"))
+    run_id = queue(tmp_workspace, SleepJob(fail="gex"))
     assert run_job(tmp_workspace, run_id, threads=1) == "failed"
     run = tmp_workspace.run(run_id)
     assert run.error == "the sleep task was told to fail."
@@ -43,7 +35,7 @@ def test_gex_error_fails_with_its_message_and_leaves_nothing(tmp_workspace):
 
 
 def test_unexpected_error_fails_with_a_one_line_summary(tmp_workspace):
-    run_id = _queue(tmp_workspace, SleepJob(fail="crash"))
+    run_id = queue(tmp_workspace, SleepJob(fail="crash"))
     assert run_job(tmp_workspace, run_id, threads=1) == "failed"
     error = tmp_workspace.run(run_id).error
     assert error.startswith("ZeroDivisionError: division by zero (at _tasks.py:")
@@ -61,7 +53,7 @@ def test_unregistered_kind_fails_clearly(tmp_workspace):
 def test_cancel_flag_stops_the_task(tmp_workspace):
     from gexcore.workspace import cancel
 
-    run_id = _queue(tmp_workspace, SleepJob(steps=1000))
+    run_id = queue(tmp_workspace, SleepJob(steps=1000))
     with tmp_workspace.connect() as conn:       # as if cancel() arrived after it started
         conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
     assert run_job(tmp_workspace, run_id, threads=1) == "cancelled"
@@ -70,7 +62,7 @@ def test_cancel_flag_stops_the_task(tmp_workspace):
 
 
 def test_a_run_no_longer_queued_is_not_started(tmp_workspace):
-    run_id = _queue(tmp_workspace, SleepJob())
+    run_id = queue(tmp_workspace, SleepJob())
     with tmp_workspace.connect() as conn:
         conn.execute("UPDATE runs SET status = 'cancelled' WHERE id = ?", (run_id,))
     assert run_job(tmp_workspace, run_id, threads=1) == "cancelled"
@@ -78,7 +70,7 @@ def test_a_run_no_longer_queued_is_not_started(tmp_workspace):
 
 
 def test_progress_writes_are_throttled_but_the_last_one_lands(tmp_workspace):
-    run_id = _queue(tmp_workspace, SleepJob())
+    run_id = queue(tmp_workspace, SleepJob())
     with tmp_workspace.connect() as conn:
         conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
     writer = _ProgressWriter(tmp_workspace, run_id)
