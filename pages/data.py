@@ -14,9 +14,9 @@ from gexcore import keys
 from gexcore.data import list_demos
 from gexcore.data.upload import read_uploaded
 from gexcore.errors import GexError
+from gexcore.tasks.imputation import IMPUTING_METHODS
 from gexcore.workspace import ImputeJob, Workspace, submit
 from gexcore.workspace.columns import ColumnMapping, apply_mapping, guess_mapping
-from gexcore.tasks.imputation import IMPUTING_METHODS
 from gexcore.workspace.impute_job import gap
 from pages._ui import (
     current_cohort_id,
@@ -135,27 +135,26 @@ def fill_genes(ws: Workspace, cohort_id: str, adata: AnnData) -> None:
     the result is a new cohort, this one stays as it is."""
     runs = {r.id: r for r in ws.runs(kind="pretrain", status="done")
             if r.params.get("method") in IMPUTING_METHODS}
-    mine = [r for r in ws.runs(kind="impute") if r.params.get("cohort") == cohort_id]
     job_panel(ws, "impute", key=cohort_id)
-    with st.expander("Fill missing genes with an encoder", icon=":material/healing:",
-                     expanded=any(r.active for r in mine)):
+    latest = next((r for r in ws.runs(kind="impute") if r.params.get("cohort") == cohort_id),
+                  None)
+    if latest is not None and latest.status == "failed":
+        st.error(f"{latest.name} failed: {latest.error}")
+    elif latest is not None and latest.status == "done":
+        filled = {c.id: c for c in ws.cohorts()}.get(latest.metrics.get("cohort"))
+        if filled is not None:
+            st.button(f"Open {filled.name} ({latest.metrics['n_cells']:,} cells filled)",
+                      key=f"open_{latest.id}", on_click=select_cohort, args=(filled.id,),
+                      icon=":material/open_in_new:")
+    with st.expander("Fill missing genes with an encoder", icon=":material/healing:"):
         if error := st.session_state.pop("impute_error", None):
             st.error(error)
-        for run in mine[:3]:
-            if run.status == "failed":
-                st.error(f"{run.name}: {run.error}")
-            elif run.status == "done" and run.metrics.get("cohort") in {c.id for c in ws.cohorts()}:
-                filled = ws.cohort(run.metrics["cohort"])
-                st.button(f"Open {filled.name} ({run.metrics['n_cells']:,} cells filled)",
-                          key=f"open_{run.id}", on_click=select_cohort, args=(filled.id,),
-                          icon=":material/open_in_new:")
         if not runs:
             st.caption("A transformer or VIME encoder predicts genes from the measured ones; "
                        "pretrain one on the Train page first.")
             return
         run_id = st.selectbox("Encoder", list(runs), key=f"impute_run_{cohort_id}",
-                              format_func=lambda i: f"{runs[i].name} "
-                                                    f"({runs[i].params.get('method')})")
+                              format_func=lambda i: runs[i].name)
         g = gap(ws, run_id, adata)
         if g.empty:
             st.caption(f"This cohort has all {g.model_genes:,} genes of that encoder and no "
@@ -172,6 +171,7 @@ def fill_genes(ws: Workspace, cohort_id: str, adata: AnnData) -> None:
                    "(layers['imputed'] marks them); measured values are kept.")
         st.button("Fill genes", type="primary", icon=":material/play_arrow:",
                   key=f"impute_start_{cohort_id}", on_click=_start_impute,
+                  disabled=latest is not None and latest.active,
                   args=(ws, ImputeJob(cohort=cohort_id, run=run_id)))
 
 

@@ -25,14 +25,15 @@ def impute_cohort(encoder, adata: AnnData, *, min_overlap: float = 0.5) -> AnnDa
 
     Returns a new AnnData: the cohort's genes first (in order), then the added ones;
     `var["observed"]` says which genes the cohort had, `layers["imputed"]` which cells were
-    filled, `uns["imputation"]` how (names in `gexcore.keys`). Genes outside the model's vocabulary are kept as they are.
-    Raises `GeneMismatchError` when the cohort shares under `min_overlap` of the model's genes,
-    and ValueError for an encoder without a value decoder (SCARF, BYOL).
+    filled, `uns["imputation"]` how (slot names in `gexcore.keys`). Genes outside the model's
+    vocabulary are kept as they are. Raises `GeneMismatchError` when the cohort shares under
+    `min_overlap` of the model's genes, ValueError for an encoder without a value decoder
+    (SCARF, BYOL).
     """
     norm = encoder.normalizer
     z = norm.transform(adata, min_overlap=min_overlap).X
     hide = np.isnan(z)
-    imputer = EncoderImputer(encoder).fit(z)
+    imputer = EncoderImputer(encoder).fit(z)          # refuses encoders without a decoder
     predicted = imputer.predict(z, hide) if hide.any() else z
     raw = np.asarray(adata.X, dtype=np.float32)
     values = norm.inverse_transform(predicted, library_size=np.nansum(raw, axis=1))
@@ -50,17 +51,16 @@ def impute_cohort(encoder, adata: AnnData, *, min_overlap: float = 0.5) -> AnnDa
     out = AnnData(X=X, obs=adata.obs.copy(), var=_extend_var(adata.var, every))
     out.var[keys.VAR_OBSERVED] = np.arange(len(every)) < len(genes)
     out.layers[keys.LAYER_IMPUTED] = filled
-    out.obsm = {k: v for k, v in adata.obsm.items()}
-    out.uns = dict(adata.uns)
-    out.uns[keys.UNS_IMPUTATION] = info = {"method": encoder.method, "n_cells": int(filled.sum()),
-                                    "n_genes_added": len(added), "units": norm.input_scale_,
-                                    "model_genes": len(norm.genes_)}
+    out.obsm = dict(adata.obsm)
+    info = {"method": encoder.method, "n_cells": int(filled.sum()), "n_genes_added": len(added),
+            "units": norm.input_scale_, "model_genes": len(norm.genes_)}
+    out.uns = {**adata.uns, keys.UNS_IMPUTATION: info}
     if keys.UNS_VALIDATION in adata.uns:             # the Data page shows the new shape
         report = {**adata.uns[keys.UNS_VALIDATION], "n_genes": out.n_vars,
                   **summarize_values(X)}
-        report["notes"] = [*report.get("notes", []), (
-            f"{info['n_cells']:,} cells filled by a {encoder.method} encoder "
-            f"({len(added):,} genes added); layers['imputed'] marks them")]
+        report["notes"] = [*report.get("notes", []),
+                           f"{info['n_cells']:,} cells filled by a {encoder.method} encoder "
+                           f"({len(added):,} genes added); layers['imputed'] marks them"]
         out.uns[keys.UNS_VALIDATION] = report
     return out
 

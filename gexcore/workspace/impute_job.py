@@ -30,7 +30,7 @@ class ImputeJob:
     name: str = ""
 
     def check(self, ws: Workspace) -> None:
-        from gexcore.tasks.imputation import IMPUTING_METHODS     # torch: not at import
+        from gexcore.tasks.imputation import IMPUTING_METHODS  # torch: not at import
 
         ws.cohort(self.cohort)
         run = ws.run(self.run)

@@ -179,3 +179,35 @@ def test_save_upload_pretrain_and_map_it(page, tmp_path):
     expect(page.get_by_text("Top genes").first).to_be_visible(timeout=SLOW)
     expect(page.get_by_text("GENE0").first).to_be_visible()
     screenshot(page, "importance_own.png")
+
+
+def test_fill_a_smaller_panel_with_the_shipped_encoder(page, tmp_path):
+    """A user's panel lacks 300 of the demo genes: the shipped VIME encoder fills them."""
+    from gexcore.data.demo import load_demo
+
+    sim = load_demo("simulated_pancancer")[:40, 300:]
+    sim.to_df().T.round(3).to_csv(tmp_path / "panel.csv", index_label="gene")
+    sim.obs[["cancer_type"]].to_csv(tmp_path / "panel_clinical.csv", index_label="sample")
+    _upload(page, tmp_path / "panel.csv", tmp_path / "panel_clinical.csv")
+    expect(page.get_by_text("40 samples x 1,700 genes").first).to_be_visible()
+    _fill(page, "textbox", "Cohort name", "My panel")
+    page.get_by_role("button", name="Save to workspace").click()
+    expect(page.get_by_role("heading", name="My panel", exact=True).first).to_be_visible()
+
+    page.get_by_text("Fill missing genes with an encoder").first.click()
+    expect(page.get_by_role("combobox", name="Encoder")).to_have_value(
+        "vime (shipped demo model)")
+    expect(page.get_by_text("300 of the encoder's 2,000 genes are missing here").first
+           ).to_be_visible()
+    page.get_by_role("button", name="Fill genes").click()
+    opener = page.get_by_role("button", name=re.compile(
+        r"^Open My panel \(filled by vime \(shipped demo model\)\) \([\d,]+ cells filled\)"))
+    expect(opener).to_be_visible(timeout=SLOW)
+    screenshot(page, "data_fill_done.png")
+    opener.click()
+    expect(page.get_by_role("heading", name="My panel (filled by vime (shipped demo model))",
+                            exact=True).first).to_be_visible()
+    expect(page.get_by_text("40 samples x 2,000 genes").first).to_be_visible()
+    expect(page.get_by_text("cells filled by a vime encoder (300 genes added)").first
+           ).to_be_visible()
+    screenshot(page, "data_filled_cohort.png")
