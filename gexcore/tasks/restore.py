@@ -3,8 +3,8 @@
 Genes of the model's vocabulary that a cohort lacks (a smaller panel) and cells left empty
 become the model's predictions from the genes that were measured: masked restoration for the
 transformer, the value decoder for VIME. Predictions go back through the normaliser's inverse,
-so they sit beside the measured values; measured cells are never changed and
-`layers["imputed"]` marks every filled cell.
+so they sit beside the measured values (clipped at 0 when the input has no negative values);
+measured cells are never changed and `layers["imputed"]` marks every filled cell.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def impute_cohort(encoder, adata: AnnData, *, min_overlap: float = 0.5) -> AnnDa
     predicted = imputer.predict(z, hide) if hide.any() else z
     raw = np.asarray(adata.X, dtype=np.float32)
     values = norm.inverse_transform(predicted, library_size=np.nansum(raw, axis=1))
+    if np.nanmin(raw, initial=np.inf) >= 0:          # counts, TPM, log2(x+1): never negative
+        values = np.maximum(values, 0.0)
 
     genes = pd.Index(adata.var_names.astype(str))
     added = pd.Index(norm.genes_).difference(genes, sort=False)
@@ -56,8 +58,9 @@ def impute_cohort(encoder, adata: AnnData, *, min_overlap: float = 0.5) -> AnnDa
             "units": norm.input_scale_, "model_genes": len(norm.genes_)}
     out.uns = {**adata.uns, keys.UNS_IMPUTATION: info}
     if keys.UNS_VALIDATION in adata.uns:             # the Data page shows the new shape
-        report = {**adata.uns[keys.UNS_VALIDATION], "n_genes": out.n_vars,
-                  **summarize_values(X)}
+        before = adata.uns[keys.UNS_VALIDATION]
+        report = {**before, "n_genes": out.n_vars, **summarize_values(X),
+                  "scale": before.get("scale", "unknown")}  # the input's, as measured
         report["notes"] = [*report.get("notes", []),
                            f"{info['n_cells']:,} cells filled by a {encoder.method} encoder "
                            f"({len(added):,} genes added); layers['imputed'] marks them"]

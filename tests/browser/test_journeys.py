@@ -208,6 +208,7 @@ def test_fill_a_smaller_panel_with_the_shipped_encoder(page, tmp_path):
     expect(page.get_by_role("heading", name="My panel (filled by vime (shipped demo model))",
                             exact=True).first).to_be_visible()
     expect(page.get_by_text("40 samples x 2,000 genes").first).to_be_visible()
+    expect(page.get_by_text("looks like log").first).to_be_visible()     # no negative fills
     expect(page.get_by_text("cells filled by a vime encoder (300 genes added)").first
            ).to_be_visible()
     screenshot(page, "data_filled_cohort.png")

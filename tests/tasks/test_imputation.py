@@ -215,6 +215,7 @@ def test_impute_cohort_fills_a_smaller_panel_in_its_own_units(split, encoders, m
     measured = ~np.isnan(panel.X)                   # the simulator leaves some cells empty too
     np.testing.assert_array_equal(filled[:, : panel.n_vars], ~measured)
     assert filled[:, panel.n_vars:].all() and np.isfinite(out.X).all()
+    assert np.nanmin(panel.X) >= 0 and out.X.min() >= 0       # log2(x+1) input: no negatives
     np.testing.assert_array_equal(out.X[:, : panel.n_vars][measured], panel.X[measured])
     assert out.uns["imputation"] == {"method": method, "n_cells": int(filled.sum()),
                                      "n_genes_added": 10, "units": "log", "model_genes": 60}
@@ -231,3 +232,16 @@ def test_impute_cohort_refuses_encoders_without_a_decoder(split):
                      model_config=MLPConfig(n_layers=1, hidden=16))
     with pytest.raises(ValueError, match="no value decoder"):
         impute_cohort(scarf, split[1])
+
+
+def test_shipped_encoder_fills_a_demo_panel_without_negative_log_values():
+    """The shipped VIME decoder predicts below 0 for some low genes (-0.68 before the clip);
+    log2(x+1) values cannot be negative, so the filled cohort keeps the input's scale."""
+    from gexcore.data.demo import assets_dir, load_demo
+    from gexcore.models.encoder import Encoder
+
+    panel = load_demo("simulated_pancancer")[:40, 300:].copy()
+    out = impute_cohort(Encoder.load(assets_dir() / "models" / "demo_vime"), panel)
+    assert out.n_vars == 2000 and out.uns["imputation"]["n_genes_added"] == 300
+    assert out.X.min() >= 0 and (out.X[out.layers["imputed"]] == 0).any()
+    assert out.uns["validation"]["scale"] == panel.uns["validation"]["scale"] == "log"
