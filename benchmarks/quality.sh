@@ -24,3 +24,4 @@ $GEX evaluate $TISSUE --impute --missing genes --seeds 3 --out "$OUT/tissue_pane
 $GEX evaluate $GSE --impute --missing genes --seeds 3 --out "$OUT/gse7390_panel"
 $GEX evaluate "$OUT/sim.h5ad" --impute --missing genes --seeds 3 --pretrain-epochs 10 \
     --out "$OUT/sim_panel"
+$GEX evaluate $TISSUE --impute --missing genes --methods transformer vime --pretrain-epochs 100 --seeds 3 --out "$OUT/tissue_panel_e100"

@@ -13,7 +13,8 @@ from pages._ui import current_workspace, job_panel, load_cohort
 
 TASKS = {"classification": "Classification (a label column)",
          "survival": "Survival (obs time / event)",
-         "imputation": "Imputation (hide values, restore them)"}
+         "imputation": "Imputation (hide random values, restore them)",
+         "imputation_genes": "Imputation of whole genes (a smaller panel)"}
 METHODS = {"scarf": "SCARF", "vime": "VIME", "byol": "BYOL", "transformer": "Transformer"}
 DEFAULT_FRACTIONS = (0.05, 0.2, 1.0)
 
@@ -50,7 +51,8 @@ def evaluate_form(ws: Workspace, cohort_id: str, *, key: str = "evaluate") -> No
         submitted = st.form_submit_button("Start evaluation", type="primary",
                                           icon=":material/play_arrow:")
     if submitted:
-        job = EvaluateJob(cohort=cohort_id, task=task,
+        job = EvaluateJob(cohort=cohort_id, task=task.removesuffix("_genes"),
+                          missing="genes" if task == "imputation_genes" else "cells",
                           label=label if task == "classification" else None,
                           methods=tuple(methods), fractions=tuple(sorted(fractions)),
                           seeds=int(seeds), pretrain_epochs=int(pretrain_epochs),

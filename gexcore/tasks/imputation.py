@@ -1,4 +1,5 @@
-"""Imputation benchmark: hide observed genes at random (MCAR), restore them, score the hidden cells.
+"""Imputation benchmark: hide observed cells at random (MCAR) or whole genes, restore them,
+score the hidden cells.
 
 Every imputer works in one normalised (z-scored) space and is fitted on training rows only;
 `imputation_curve` scores RMSE and Pearson r on the hidden cells alone, per missing rate and seed.

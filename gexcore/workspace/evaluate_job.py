@@ -33,6 +33,7 @@ class EvaluateJob:
     finetune_epochs: int = 30
     finetune: bool = True
     groups: str = "median"
+    missing: Literal["cells", "genes"] = "cells"     # imputation: random cells or whole genes
     name: str = ""
     extra: dict = field(default_factory=dict)    # EvalConfig fields beyond these
 
@@ -52,6 +53,8 @@ class EvaluateJob:
         if self.task not in ("classification", "survival", "imputation"):
             raise InputError(f"task must be classification, survival or imputation, "
                              f"not {self.task!r}.")
+        if self.missing not in ("cells", "genes"):
+            raise InputError(f"missing must be 'cells' or 'genes', not {self.missing!r}.")
         try:
             self.config()
         except (TypeError, ValueError) as err:
@@ -65,7 +68,9 @@ class EvaluateJob:
                                  f"are: {', '.join(map(str, obs.columns))}.")
 
     def describe(self, ws: Workspace) -> str:
-        what = f"{self.task} of {self.label}" if self.label else self.task
+        what = (f"{self.task} of {self.label}" if self.label else
+                "imputation of whole genes" if self.task == "imputation" and
+                self.missing == "genes" else self.task)
         return f"evaluate {what} on {ws.cohort(self.cohort).name}"
 
 
@@ -76,7 +81,8 @@ def run_evaluate(job: EvaluateJob, ctx: TaskContext) -> dict[str, Any]:
 
     adata = ctx.workspace.load_cohort(job.cohort)
     result = run_evaluation(adata, job.task, job.config(), label=job.label, groups=job.groups,
-                            progress=ctx.progress, should_stop=ctx.should_stop)
+                            missing=job.missing, progress=ctx.progress,
+                            should_stop=ctx.should_stop)
     if ctx.should_stop():
         raise JobCancelled("cancelled")
     write_report(ctx.out_dir / REPORT_DIR, result.task, result.scores, info=result.info,

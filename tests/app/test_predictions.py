@@ -130,6 +130,26 @@ def test_evaluation_form_starts_a_job_and_its_report_shows(page, workspace_dir):
         b.proto.label for b in page.get("download_button")}
 
 
+def test_evaluation_form_queues_whole_gene_imputation(page, workspace_dir):
+    from gexcore.workspace import cancel
+
+    page.selectbox(key="evaluate_task").set_value("imputation_genes")
+    page.multiselect(key="evaluate_methods").set_value(["vime"])
+    page.number_input(key="evaluate_seeds").set_value(1)
+    (start,) = [b for b in page.button if b.label == "Start evaluation"]
+    start.click()
+    run(page)
+    ws = open_workspace(workspace_dir, "default")
+    job = ws.runs(kind="evaluate")[0]
+    assert (job.params["task"], job.params["missing"]) == ("imputation", "genes")
+    assert job.name.startswith("evaluate imputation of whole genes on ")
+    cancel(ws, job.id)                       # the module's later tests need the job slot
+    deadline = time.monotonic() + 120
+    while ws.run(job.id).active:
+        assert time.monotonic() < deadline, ws.read_log(job.id)
+        time.sleep(0.5)
+
+
 def test_real_cohort_without_an_encoder(workspace_dir):
     """The real tissue data (189 samples, 7 tissues): expression features, its own label."""
     from gexcore.data.demo import load_demo

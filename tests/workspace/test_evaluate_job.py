@@ -25,6 +25,20 @@ def test_classification_report_lands_in_the_run(tmp_workspace, tiny_cohort):
     assert run.metrics["metric"] == "macro_f1" and "scarf (fine-tuned)" in run.metrics
 
 
+def test_whole_gene_imputation_report(tmp_workspace, tiny_cohort):
+    cohort = tmp_workspace.add_cohort(tiny_cohort, "tiny")
+    job = EvaluateJob(cohort, "imputation", missing="genes", methods=("vime",), seeds=1,
+                      pretrain_epochs=1)
+    run = wait_for(tmp_workspace, submit(tmp_workspace, job), finished)
+    assert run.status == "done", run.error
+    assert run.name == "evaluate imputation of whole genes on tiny"
+    data = json.loads((tmp_workspace.run_dir(run.id) / REPORT_DIR / "results.json").read_text())
+    assert data["info"]["missing"] == "genes" and {r["model"] for r in data["scores"]} == {
+        "mean", "knn", "vime"}
+    with pytest.raises(InputError, match="missing must be 'cells' or 'genes'"):
+        submit(tmp_workspace, EvaluateJob(cohort, "imputation", missing="rows"))
+
+
 def test_bad_column_is_refused_before_queueing(tmp_workspace, tiny_cohort):
     cohort = tmp_workspace.add_cohort(tiny_cohort, "tiny")
     with pytest.raises(InputError, match="'subtype'.*columns are: .*cancer_type"):
