@@ -1,15 +1,20 @@
 """Embeddings page: a 2-D map (UMAP or PCA) of the current cohort from an encoder's embedding or
-from its expression; colour by a clinical column or a gene, select samples, download."""
+from its expression; colour by a clinical column, a gene or an out-of-fold prediction, select
+samples, download."""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 from pandas.api.types import is_numeric_dtype
 
 from gexcore import keys, viz
 from gexcore.errors import GexError
+from gexcore.evaluate.crossfit import out_of_fold_classes, out_of_fold_risk
+from gexcore.evaluate.holdout import EXPRESSION, label_columns
 from gexcore.tasks.projection import ProjectionParams
 from gexcore.workspace import EmbedJob, Workspace, submit
 from gexcore.workspace.maps import RAW, cohort_map, map_table
@@ -26,7 +31,48 @@ from pages._ui import (
 
 NEIGHBOURS = (5, 10, 15, 30, 50, 100)
 MIN_DISTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
-COLOUR_MODES = ("Clinical column", "Gene", "Nothing")
+COLOUR_MODES = ("Clinical column", "Gene", "Prediction", "Nothing")
+RISK = "survival risk"
+
+
+@st.cache_data(show_spinner="Out-of-fold predictions (5 patient-aware folds)...", max_entries=16)
+def predictions(root: str, cohort_id: str, source: str, target: str) -> pd.DataFrame:
+    """Cached per (workspace, cohort, map source, target): a rerun never refits."""
+    ws = Workspace(root)
+    adata = load_cohort(ws, cohort_id)
+    features = EXPRESSION if source == RAW else ws.embedding(cohort_id, source)
+    if target == RISK:
+        return out_of_fold_risk(adata, features).to_frame()
+    return out_of_fold_classes(adata, features, target)
+
+
+def prediction_colour(ws: Workspace, adata, cohort_id: str, source: str, cell
+                      ) -> tuple[object, str]:
+    """Colour by what a model fitted on the other folds predicts for each sample."""
+    survival = keys.OBS_TIME in adata.obs and keys.OBS_EVENT in adata.obs
+    targets = [*label_columns(adata.obs), *([RISK] if survival else [])]
+    if not targets:
+        st.caption("This cohort has no label or survival columns to predict.")
+        return None, ""
+    target = cell.selectbox("Predict", targets, key=f"emb_predict_{cohort_id}",
+                            format_func=lambda t: "survival risk (Cox)" if t == RISK else t)
+    try:
+        result = predictions(str(ws.root), cohort_id, source, target)
+    except GexError as err:
+        st.error(str(err))
+        return None, ""
+    how = ("Out-of-fold: each sample is predicted by a model fitted on the other folds (5 "
+           "patient-aware folds over this map's features), never on itself.")
+    if target == RISK:
+        st.caption(f"{how} Ridge Cox risk as a percentile of the fitting folds' risks; higher "
+                   "= shorter predicted survival.")
+        return result.iloc[:, 0].to_numpy(), "risk percentile"
+    agree = result["correct"].dropna().astype(bool).mean()
+    st.caption(f"{how} Linear probe; **{agree:.0%}** of the labelled samples get their own "
+               f"`{target}`. Unlabelled samples are grey.")
+    predicted = result["predicted"]
+    return predicted.astype(object).where(predicted.notna(), np.nan).to_numpy(), \
+        f"predicted {target}"
 
 
 def embed_offer(ws: Workspace, cohort_id: str, have: set[str]) -> None:
@@ -75,9 +121,10 @@ def map_controls(sources: dict[str, str], cohort_id: str) -> tuple[str, Projecti
                                     min_dist=min_dist)
 
 
-def colour_controls(adata, cohort_id: str) -> tuple[object, str]:
-    """(values, name) to colour by: a clinical column, a gene's expression, or nothing."""
-    cells = st.columns([2, 3])
+def colour_controls(ws: Workspace, adata, cohort_id: str, source: str) -> tuple[object, str]:
+    """(values, name) to colour by: a clinical column, a gene's expression, a prediction, or
+    nothing."""
+    cells = st.columns([3, 3])
     mode = cells[0].radio("Colour by", COLOUR_MODES, horizontal=True, key="emb_colour_mode")
     if mode == "Clinical column" and len(adata.obs.columns):
         columns = list(map(str, adata.obs.columns))
@@ -96,6 +143,8 @@ def colour_controls(adata, cohort_id: str) -> tuple[object, str]:
                                   help="Coloured by the expression value as stored (see the "
                                        "Data page for its scale).")
         return adata.obs_vector(gene), str(symbols.get(gene, gene))
+    if mode == "Prediction":
+        return prediction_colour(ws, adata, cohort_id, source, cells[1])
     return None, ""
 
 
@@ -130,7 +179,7 @@ if coords is None:
     st.warning("This encoder has no embedding of this cohort any more; embed it again above.")
     st.stop()
 
-colour, colour_name = colour_controls(adata, cohort_id)
+colour, colour_name = colour_controls(ws, adata, cohort_id, source)
 axes = ("UMAP 1", "UMAP 2") if params.method == "umap" else ("PC 1", "PC 2")
 fig = viz.embedding_scatter(coords, color=colour, color_name=colour_name,
                             hover_ids=adata.obs_names, simulated=is_simulated(adata),

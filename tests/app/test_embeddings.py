@@ -89,6 +89,29 @@ def test_colour_by_clinical_column_and_gene(open_page, tiny_cohort, tiny_id):
                                                             "Figure (HTML)"]
 
 
+def test_colour_by_out_of_fold_prediction_on_the_demo(open_page):
+    """The shipped VIME embedding: each sample coloured by the type a probe fitted on the
+    other folds gives it; the caption reports the agreement; the risk colour is a percentile."""
+    at = open_page(EMBED)
+    at.radio(key="emb_colour_mode").set_value("Prediction").run()
+    (predict,) = [s for s in at.selectbox if str(s.key).startswith("emb_predict_")]
+    predict.set_value("cancer_type").run()
+    assert not at.exception, at.exception
+    traces = _traces(at)
+    assert sum(len(t["x"]) for t in traces) == 3_000
+    types = {t["name"] for t in traces}
+    assert len(types - {"missing"}) >= 10                         # predicted types
+    caption = next(c.value for c in at.caption if c.value.startswith("Out-of-fold"))
+    agree = int(caption.split("**")[1].rstrip("%"))
+    assert agree >= 80, caption                                   # VIME separates the types
+    (predict,) = [s for s in at.selectbox if str(s.key).startswith("emb_predict_")]
+    predict.set_value("survival risk").run()
+    assert not at.exception, at.exception
+    trace = _traces(at)[0]
+    assert trace["marker"]["showscale"] is True
+    assert "risk percentile: " in trace["text"][0]
+
+
 def test_umap_of_a_trained_encoder_and_the_embed_button(open_page, ws, tiny_id):
     run_id = submit(ws, PretrainJob(cohort=tiny_id, method="scarf", epochs=1, name="enc"))
     assert wait_for_run(ws, run_id).status == "done"
