@@ -96,6 +96,12 @@ def test_demo_map_is_drawn_on_the_embeddings_page(page):
     expect(page.get_by_role("button", name="Selected samples (CSV)").first).to_be_visible()
     screenshot(page, "embeddings_selection.png")
 
+    page.get_by_test_id("stRadio").get_by_text("Prediction", exact=True).click()
+    expect(page.get_by_text(re.compile(r"\d+% of the labelled samples get their own")).first
+           ).to_be_visible(timeout=SLOW)
+    expect(_map(page).get_by_text("predicted cancer_type").first).to_be_visible()  # legend
+    screenshot(page, "embeddings_prediction.png")
+
 
 def _lasso(chart, page: Page) -> None:
     """Draw a lasso around the middle of the plot area with the mouse."""
