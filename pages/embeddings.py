@@ -61,8 +61,8 @@ def prediction_colour(ws: Workspace, adata, cohort_id: str, source: str, cell
     except GexError as err:
         st.error(str(err))
         return None, ""
-    how = ("Out-of-fold: each sample is predicted by a model fitted on the other folds (5 "
-           "patient-aware folds over this map's features), never on itself.")
+    how = ("Out-of-fold: each sample is predicted by a model fitted on the other folds (up to "
+           "5 patient-aware folds over this map's features), never on itself.")
     if target == RISK:
         st.caption(f"{how} Ridge Cox risk as a percentile of the fitting folds' risks; higher "
                    "= shorter predicted survival.")
@@ -189,6 +189,8 @@ fig.update_layout(height=620)
 event = st.plotly_chart(fig, key=f"emb_map_{cohort_id}", on_select="rerun", theme=None,
                         selection_mode=("points", "box", "lasso"))
 table = map_table(adata, coords, axes)
+if colour is not None and colour_name not in table:     # a gene or a prediction: export it too
+    table[colour_name] = colour
 downloads(table, fig, re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{info.name}_{params.method}_map"))
 
 rows = selected_rows(event)
