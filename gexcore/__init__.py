@@ -6,8 +6,15 @@ from gexcore import keys
 from gexcore.errors import CheckpointError, GeneMismatchError, GexError, InputError
 
 __version__ = "0.1.0"
-__all__ = ["keys", "GexError", "InputError", "GeneMismatchError", "CheckpointError", "pretrain",
-           "__version__"]
+__all__ = [
+    "CheckpointError",
+    "GeneMismatchError",
+    "GexError",
+    "InputError",
+    "__version__",
+    "keys",
+    "pretrain",
+]
 
 
 def pretrain(adata, *, method="transformer", config=None, **kwargs):

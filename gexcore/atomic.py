@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_dir"]
+__all__ = ["atomic_write", "atomic_write_dir", "atomic_write_text"]
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

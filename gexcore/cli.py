@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gexcore.errors import GexError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:

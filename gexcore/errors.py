@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GexError", "InputError", "GeneMismatchError", "CheckpointError"]
+__all__ = ["CheckpointError", "GeneMismatchError", "GexError", "InputError"]
 
 
 class GexError(Exception):

@@ -9,7 +9,16 @@ from gexcore.data.read import detect_format, read_cohort
 from gexcore.data.validate import ValidationReport, detect_scale
 
 __all__ = [
-    "read_cohort", "detect_format", "ValidationReport", "detect_scale",
-    "harmonize_genes", "strip_ensembl_version", "align_to_genes",
-    "NormalizeConfig", "Normalizer", "DEMOS", "list_demos", "load_demo",
+    "DEMOS",
+    "NormalizeConfig",
+    "Normalizer",
+    "ValidationReport",
+    "align_to_genes",
+    "detect_format",
+    "detect_scale",
+    "harmonize_genes",
+    "list_demos",
+    "load_demo",
+    "read_cohort",
+    "strip_ensembl_version",
 ]

@@ -15,7 +15,7 @@ from gexcore import keys
 from gexcore.data._source import MISSING_TOKENS, read_text, table_from_text
 from gexcore.errors import InputError
 
-__all__ = ["read_clinical", "JoinReport", "join_clinical", "patient_ids", "MatchLevel"]
+__all__ = ["JoinReport", "MatchLevel", "join_clinical", "patient_ids", "read_clinical"]
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from anndata import AnnData
 from gexcore import keys
 from gexcore.errors import InputError
 
-__all__ = ["DemoCohort", "DEMOS", "list_demos", "load_demo", "assets_dir"]
+__all__ = ["DEMOS", "DemoCohort", "assets_dir", "list_demos", "load_demo"]
 
 
 def assets_dir() -> Path:

@@ -21,8 +21,14 @@ from gexcore.data._source import (
 )
 from gexcore.errors import InputError
 
-__all__ = ["StarFile", "StarValue", "is_gdc_star_file", "find_sample_sheet", "parse_star_file",
-           "read_gdc_star"]
+__all__ = [
+    "StarFile",
+    "StarValue",
+    "find_sample_sheet",
+    "is_gdc_star_file",
+    "parse_star_file",
+    "read_gdc_star",
+]
 
 logger = logging.getLogger(__name__)
 

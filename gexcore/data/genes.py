@@ -10,7 +10,7 @@ import pandas as pd
 from gexcore import keys
 from gexcore.errors import GeneMismatchError
 
-__all__ = ["strip_ensembl_version", "looks_like_ensembl", "harmonize_genes", "align_to_genes"]
+__all__ = ["align_to_genes", "harmonize_genes", "looks_like_ensembl", "strip_ensembl_version"]
 
 _ENSEMBL = r"^(ENS[A-Z]*[GTP]\d{11})(?:\.\d+)?(_PAR_Y)?$"
 

@@ -15,21 +15,22 @@ from typing import Literal
 import numpy as np
 from anndata import AnnData
 
-from gexcore.config import FromDict
 from gexcore import keys
 from gexcore.atomic import atomic_write_text
+from gexcore.config import FromDict
 from gexcore.data.genes import align_to_genes
 from gexcore.data.validate import detect_scale
 from gexcore.errors import InputError
 
-__all__ = ["NormalizeConfig", "Normalizer", "log_cpm", "log2p1"]
+__all__ = ["NormalizeConfig", "Normalizer", "log2p1", "log_cpm"]
 
 Transform = Literal["auto", "log_cpm", "log2p1", "none"]
 
 
 @dataclass(frozen=True)
 class NormalizeConfig(FromDict):
-    """How to normalise: `transform` "auto" picks log-CPM for counts, log2(x+1) for linear values."""
+    """How to normalise: `transform` "auto" picks log-CPM for counts, log2(x+1) for linear
+    values."""
 
     transform: Transform = "auto"
     zscore: bool = True
@@ -38,7 +39,8 @@ class NormalizeConfig(FromDict):
 
     def __post_init__(self) -> None:
         if self.transform not in Transform.__args__:
-            raise ValueError(f"transform must be one of {Transform.__args__}, not {self.transform!r}.")
+            raise ValueError(f"transform must be one of {Transform.__args__}, "
+                             f"not {self.transform!r}.")
         if self.n_top_genes is not None and self.n_top_genes < 1:
             raise ValueError(f"n_top_genes must be positive or None, not {self.n_top_genes}.")
         if self.target_sum <= 0:
@@ -58,7 +60,8 @@ def log2p1(X: np.ndarray) -> np.ndarray:
 
 
 class Normalizer:
-    """Fitted normalisation. `fit` on training samples, `transform` any cohort, `save`/`load` JSON."""
+    """Fitted normalisation: `fit` on training samples, `transform` any cohort, `save`/`load`
+    as JSON."""
 
     def __init__(self, config: NormalizeConfig | None = None):
         self.config = config or NormalizeConfig()
@@ -146,7 +149,8 @@ class Normalizer:
         self.std_ = np.asarray(d["std"], dtype=np.float32)
         self.n_samples_fit_ = int(d["n_samples_fit"])
         if not len(self.genes_) == len(self.mean_) == len(self.std_):
-            raise ValueError("normaliser file is inconsistent: genes, mean and std differ in length.")
+            raise ValueError("normaliser file is inconsistent: genes, mean and std differ in "
+                             "length.")
         return self
 
     def save(self, path: str | Path) -> Path:

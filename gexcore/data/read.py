@@ -22,7 +22,7 @@ from gexcore.data.validate import (
 )
 from gexcore.errors import InputError
 
-__all__ = ["read_cohort", "detect_format", "Format"]
+__all__ = ["Format", "detect_format", "read_cohort"]
 
 logger = logging.getLogger(__name__)
 

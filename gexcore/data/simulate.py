@@ -17,7 +17,7 @@ import pandas as pd
 
 from gexcore import keys
 
-__all__ = ["SimulationConfig", "simulate_cohort", "TYPE_CODES", "NORMAL_LABEL"]
+__all__ = ["NORMAL_LABEL", "TYPE_CODES", "SimulationConfig", "simulate_cohort"]
 
 logger = logging.getLogger(__name__)
 

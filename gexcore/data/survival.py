@@ -12,7 +12,7 @@ import pandas as pd
 from gexcore.data.clinical import _MISSING, _listing, _missing_mask, _source
 from gexcore.errors import InputError
 
-__all__ = ["SurvivalColumns", "detect_survival", "survival_arrays", "TimeUnit"]
+__all__ = ["SurvivalColumns", "TimeUnit", "detect_survival", "survival_arrays"]
 
 TimeUnit = Literal["days", "months", "years", "unknown"]
 

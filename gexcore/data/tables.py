@@ -22,7 +22,7 @@ from gexcore.data._source import (
 from gexcore.data.genes import looks_like_ensembl
 from gexcore.errors import InputError
 
-__all__ = ["read_delimited", "read_parquet_table", "orient_table", "Orientation"]
+__all__ = ["Orientation", "orient_table", "read_delimited", "read_parquet_table"]
 
 Orientation = Literal["auto", "genes_by_samples", "samples_by_genes"]
 

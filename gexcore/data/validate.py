@@ -10,7 +10,7 @@ import pandas as pd
 
 from gexcore.errors import InputError
 
-__all__ = ["ValidationReport", "detect_scale", "check_counts", "Scale"]
+__all__ = ["Scale", "ValidationReport", "check_counts", "detect_scale"]
 
 Scale = Literal["counts", "linear", "log", "z-scored", "centred", "empty"]
 

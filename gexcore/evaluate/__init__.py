@@ -13,8 +13,15 @@ from gexcore.evaluate.report import write_report
 from gexcore.evaluate.tasks import ClassificationTask, SurvivalTask
 from gexcore.progress import ProgressCallback, StopCallback
 
-__all__ = ["EvalConfig", "EvalResult", "ClassificationTask", "SurvivalTask", "evaluate_cohort",
-           "run_evaluation", "write_report"]
+__all__ = [
+    "ClassificationTask",
+    "EvalConfig",
+    "EvalResult",
+    "SurvivalTask",
+    "evaluate_cohort",
+    "run_evaluation",
+    "write_report",
+]
 
 
 def run_evaluation(adata: AnnData, task: Literal["classification", "survival", "imputation"],

@@ -19,7 +19,7 @@ from gexcore.models.presets import model_config_for
 from gexcore.progress import Progress, ProgressCallback, StopCallback
 from gexcore.train.config import TrainConfig
 
-__all__ = ["FeatureSet", "SplitFeatures", "build_features", "RANDOM_MLP", "RANDOM_TRANSFORMER"]
+__all__ = ["RANDOM_MLP", "RANDOM_TRANSFORMER", "FeatureSet", "SplitFeatures", "build_features"]
 
 logger = logging.getLogger(__name__)
 

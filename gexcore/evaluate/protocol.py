@@ -22,8 +22,14 @@ from gexcore.evaluate.splits import nested_fractions, patient_groups, train_test
 from gexcore.evaluate.tasks import ClassificationTask, SurvivalTask
 from gexcore.progress import Progress, ProgressCallback, StopCallback
 
-__all__ = ["EvalConfig", "EvalResult", "evaluate_cohort", "PCA_BASELINE", "RAW_BASELINE",
-           "SCRATCH_BASELINE"]
+__all__ = [
+    "PCA_BASELINE",
+    "RAW_BASELINE",
+    "SCRATCH_BASELINE",
+    "EvalConfig",
+    "EvalResult",
+    "evaluate_cohort",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from gexcore.atomic import atomic_write_dir
 
-__all__ = ["summarize", "markdown_report", "write_report", "PRIMARY_METRIC", "METRICS"]
+__all__ = ["METRICS", "PRIMARY_METRIC", "markdown_report", "summarize", "write_report"]
 
 METRICS = {"classification": ("macro_f1", "accuracy", "balanced_accuracy"),
            "survival": ("c_harrell", "c_uno"),

@@ -10,7 +10,7 @@ from gexcore import keys
 from gexcore.data.clinical import patient_ids
 from gexcore.errors import InputError
 
-__all__ = ["Split", "patient_groups", "train_test_split", "nested_fractions"]
+__all__ = ["Split", "nested_fractions", "patient_groups", "train_test_split"]
 
 
 class Split:

@@ -90,7 +90,7 @@ def _transformer(encoder: Encoder, body: torch.nn.Module | None):
     encoder._check_ready()
     model = encoder.objective.encoder if body is None else body
     if not isinstance(model, GeneTransformer):   # the wrong run for this view, not a type bug
-        raise ValueError(  # noqa: TRY004
+        raise ValueError(
             "attention importance needs a transformer encoder, but this encoder was "
             f"pretrained with {encoder.method!r} (an MLP); use integrated gradients "
             "(gexcore.explain.gene_attributions) instead.")

@@ -5,4 +5,4 @@ from __future__ import annotations
 from gexcore.models.encoder import Encoder, pretrain
 from gexcore.models.presets import PRESETS, model_config_for
 
-__all__ = ["Encoder", "pretrain", "PRESETS", "model_config_for"]
+__all__ = ["PRESETS", "Encoder", "model_config_for", "pretrain"]

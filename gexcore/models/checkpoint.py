@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from gexcore.atomic import atomic_write_dir
 from gexcore.errors import CheckpointError
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "CHECKPOINT_KIND", "versions"]
+__all__ = ["CHECKPOINT_KIND", "Checkpoint", "load_checkpoint", "save_checkpoint", "versions"]
 
 CHECKPOINT_KIND = "gexscope-encoder"
 FORMAT_VERSION = 1
@@ -50,7 +50,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], config: 
                     metadata: dict) -> Path:
     """Write the folder atomically; `config` gets the kind and format version stamped in."""
     config = {"kind": CHECKPOINT_KIND, "format_version": FORMAT_VERSION, **config}
-    metadata = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    metadata = {"created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "versions": versions(), **metadata}
     # safetensors refuses shared or non-contiguous storage; give it plain copies.
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}

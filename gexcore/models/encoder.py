@@ -15,13 +15,18 @@ from gexcore.data.normalize import NormalizeConfig, Normalizer
 from gexcore.errors import CheckpointError
 from gexcore.models.checkpoint import load_checkpoint, save_checkpoint
 from gexcore.models.objectives import (
-    METHODS, MODEL_CONFIGS, OBJECTIVE_CONFIGS, Method, build_objective, default_configs,
+    METHODS,
+    MODEL_CONFIGS,
+    OBJECTIVE_CONFIGS,
+    Method,
+    build_objective,
+    default_configs,
 )
 from gexcore.models.objectives.base import Objective
 from gexcore.progress import ProgressCallback, StopCallback
 from gexcore.train.loop import History, TrainConfig, train
 
-__all__ = ["Encoder", "pretrain", "cohort_tensors"]
+__all__ = ["Encoder", "cohort_tensors", "pretrain"]
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from gexcore.tasks.finetune import fit_estimator_net, predict_outputs
 
-__all__ = ["linear_probe", "FineTuneClassifier"]
+__all__ = ["FineTuneClassifier", "linear_probe"]
 
 
 def linear_probe(*, C: float = 1.0, max_iter: int = 2000) -> Pipeline:

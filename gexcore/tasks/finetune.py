@@ -12,7 +12,7 @@ from torch import nn
 
 from gexcore.models.gene_transformer import GeneTransformer, sample_genes
 
-__all__ = ["HeadNet", "fit_estimator_net", "fit_head_net", "to_tensors", "predict_outputs"]
+__all__ = ["HeadNet", "fit_estimator_net", "fit_head_net", "predict_outputs", "to_tensors"]
 
 
 class HeadNet(nn.Module):

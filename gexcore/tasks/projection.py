@@ -34,7 +34,7 @@ def project(features: np.ndarray, params: ProjectionParams | None = None) -> np.
         raise ValueError(f"need a 2-D array of at least 3 samples to project, got {X.shape}.")
     if params.method == "pca" or X.shape[1] <= 2:
         return _pca2(X)
-    import umap                                           # slow import (numba): only here
+    import umap  # slow import (numba): only here
 
     n_neighbors = max(2, min(params.n_neighbors, X.shape[0] - 1))
     reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=params.min_dist,

@@ -11,6 +11,8 @@ recover(ws)                                          # at app start: fail runs w
 
 from __future__ import annotations
 
+from gexcore.workspace.evaluate_job import EvaluateJob
+from gexcore.workspace.impute_job import ImputeJob
 from gexcore.workspace.jobs import (
     INTERRUPTED,
     TASKS,
@@ -23,8 +25,6 @@ from gexcore.workspace.jobs import (
     register_task,
     submit,
 )
-from gexcore.workspace.evaluate_job import EvaluateJob
-from gexcore.workspace.impute_job import ImputeJob
 from gexcore.workspace.pretrain import EmbedJob, PretrainJob, new_encoder
 from gexcore.workspace.runs import ACTIVE, STATUSES, RunInfo, Status
 from gexcore.workspace.store import (

@@ -14,7 +14,7 @@ from gexcore.errors import InputError
 from gexcore.workspace.jobs import JobCancelled, TaskContext, register_task
 from gexcore.workspace.store import Workspace
 
-__all__ = ["EvaluateJob", "run_evaluate", "REPORT_DIR"]
+__all__ = ["REPORT_DIR", "EvaluateJob", "run_evaluate"]
 
 REPORT_DIR = "report"
 

@@ -172,7 +172,8 @@ def test_save_upload_pretrain_and_map_it(page, tmp_path):
 
     # The rest of the walk on the user's own cohort: every result page has something to show.
     _go(page, "Predictions")
-    expect(page.get_by_text("Confusion matrix (held-out samples)").first).to_be_visible(timeout=SLOW)
+    expect(page.get_by_text("Confusion matrix (held-out samples)").first
+           ).to_be_visible(timeout=SLOW)
     expect(page.get_by_role("combobox", name="Label column", exact=True)).to_have_value("label")
     screenshot(page, "predictions_own.png")
 

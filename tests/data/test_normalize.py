@@ -113,4 +113,5 @@ def test_read_h5ad_keeps_simulated_survival(tiny_cohort, tmp_path):
     tiny_cohort.write_h5ad(tmp_path / "tiny.h5ad")
     again = read_cohort(tmp_path / "tiny.h5ad")
     np.testing.assert_array_equal(again.X, tiny_cohort.X)
-    assert again.uns["validation"]["survival"]["n_events"] == int(np.nansum(tiny_cohort.obs["event"]))
+    n_events = int(np.nansum(tiny_cohort.obs["event"]))
+    assert again.uns["validation"]["survival"]["n_events"] == n_events
