@@ -16,6 +16,7 @@ from gexcore import keys
 from gexcore.errors import InputError
 from gexcore.progress import Progress
 from gexcore.workspace.jobs import TaskContext, register_task
+from gexcore.workspace.pretrain import finished_encoder
 from gexcore.workspace.store import Workspace
 
 __all__ = ["Gap", "ImputeJob", "gap", "run_impute"]
@@ -33,10 +34,7 @@ class ImputeJob:
         from gexcore.tasks.imputation import IMPUTING_METHODS  # torch: not at import
 
         ws.cohort(self.cohort)
-        run = ws.run(self.run)
-        if run.kind != "pretrain" or run.status != "done":
-            raise InputError(f"run {self.run!r} is a {run.status} {run.kind} run; pick a "
-                             "finished pretrain run.")
+        run = finished_encoder(ws, self.run)
         method = run.params.get("method")
         if method not in IMPUTING_METHODS:
             raise InputError(f"{run.name} is a {method} encoder, which has no value decoder; "

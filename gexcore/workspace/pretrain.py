@@ -13,6 +13,7 @@ from gexcore.errors import InputError
 from gexcore.progress import Progress
 from gexcore.workspace.jobs import JobCancelled, TaskContext, register_task
 from gexcore.workspace.losslog import LossRecorder
+from gexcore.workspace.runs import RunInfo
 from gexcore.workspace.store import Workspace, embedding_name
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_TOP_GENES",
     "EmbedJob",
     "PretrainJob",
+    "finished_encoder",
     "new_encoder",
     "run_embed",
     "run_pretrain",
@@ -94,6 +96,15 @@ class PretrainJob:
         return f"{self.method} on {ws.cohort(self.cohort).name}"
 
 
+def finished_encoder(ws: Workspace, run_id: str) -> RunInfo:
+    """The run, if it is a finished pretrain run (an encoder to apply); else InputError."""
+    run = ws.run(run_id)
+    if run.kind != "pretrain" or run.status != "done":
+        raise InputError(f"run {run_id!r} is a {run.status} {run.kind} run; pick a finished "
+                         "pretrain run.")
+    return run
+
+
 @dataclass(frozen=True)
 class EmbedJob:
     """Embed a stored cohort with a finished pretrain run; stored as `ws.embedding(cohort, run)`."""
@@ -104,10 +115,7 @@ class EmbedJob:
 
     def check(self, ws: Workspace) -> None:
         ws.cohort(self.cohort)
-        run = ws.run(self.run)
-        if run.kind != "pretrain" or run.status != "done":
-            raise InputError(f"run {self.run!r} is a {run.status} {run.kind} run; pick a "
-                             "finished pretrain run.")
+        finished_encoder(ws, self.run)
 
     def describe(self, ws: Workspace) -> str:
         return f"embed {ws.cohort(self.cohort).name} with {ws.run(self.run).name}"

@@ -42,6 +42,12 @@ def shared_workspace_dir(tmp_path_factory) -> Path:
         yield base
 
 
+def keyed(at: AppTest, kind: str, prefix: str):
+    """The one widget of `kind` whose key starts with `prefix` (pages key widgets by cohort)."""
+    (widget,) = [w for w in at.get(kind) if str(w.key).startswith(prefix)]
+    return widget
+
+
 def run_page(page: str, *, timeout: float = 300) -> AppTest:
     """Run the whole app on `page` and check it raised nothing."""
     at = AppTest.from_file(APP, default_timeout=timeout)

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 import gexcore.explain
 from gexcore.evaluate.holdout import EXPRESSION, planted_genes
 from gexcore.workspace import open_workspace
+from tests.app.conftest import keyed
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "pages/importance.py"
@@ -46,11 +47,6 @@ def run(at: AppTest) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
-
-
-def keyed(at: AppTest, kind: str, prefix: str):
-    (widget,) = [w for w in at.get(kind) if str(w.key).startswith(prefix)]
-    return widget
 
 
 TABS = {"imp_ig_table": "Integrated gradients", "imp_attention_table": "Attention"}

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from gexcore.evaluate.holdout import EXPRESSION
 from gexcore.workspace import open_workspace
-from tests.app.conftest import run_page
+from tests.app.conftest import keyed, run_page
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "pages/predictions.py"
@@ -56,11 +56,6 @@ def values(data) -> np.ndarray:
     if isinstance(data, dict) and "bdata" in data:
         return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
     return np.asarray(data)
-
-
-def keyed(at: AppTest, kind: str, prefix: str):
-    (widget,) = [w for w in at.get(kind) if str(w.key).startswith(prefix)]
-    return widget
 
 
 def test_demo_predicts_held_out_cancer_types_without_clicks(page):

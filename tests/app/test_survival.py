@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gexcore.evaluate.holdout import EXPRESSION
-from tests.app.conftest import run_page
+from tests.app.conftest import keyed, run_page
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "pages/survival.py"
@@ -36,11 +36,6 @@ def km_groups(at: AppTest) -> list[str]:
     (chart,) = [c for c in at.get("plotly_chart") if "surv_km" in c.proto.id]
     spec = json.loads(chart.proto.spec)
     return [t["name"] for t in spec["data"] if "(n=" in str(t.get("name", ""))]
-
-
-def keyed(at: AppTest, kind: str, prefix: str):
-    (widget,) = [w for w in at.get(kind) if str(w.key).startswith(prefix)]
-    return widget
 
 
 def run(at: AppTest) -> AppTest:
