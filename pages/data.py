@@ -14,7 +14,7 @@ from gexcore import keys
 from gexcore.data import list_demos
 from gexcore.data.upload import read_uploaded
 from gexcore.errors import GexError
-from gexcore.tasks.imputation import IMPUTING_METHODS
+from gexcore.tasks import IMPUTING_METHODS
 from gexcore.workspace import ImputeJob, Workspace, submit
 from gexcore.workspace.columns import ColumnMapping, apply_mapping, guess_mapping
 from gexcore.workspace.impute_job import gap

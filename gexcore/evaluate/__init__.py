@@ -1,17 +1,12 @@
-"""Leakage-safe evaluation: splits, label-fraction protocol, baselines and reports."""
+"""Leakage-safe evaluation: splits, label-fraction protocol, baselines and reports.
+
+The names below load their submodule on first use, so the dashboard's light helpers
+(`gexcore.evaluate.holdout`, `splits`, `crossfit`) import without torch.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
-
-from anndata import AnnData
-
-from gexcore import keys
-from gexcore.evaluate.protocol import EvalConfig, EvalResult, evaluate_cohort
-from gexcore.evaluate.report import write_report
-from gexcore.evaluate.tasks import ClassificationTask, SurvivalTask
-from gexcore.progress import ProgressCallback, StopCallback
+import importlib
 
 __all__ = [
     "ClassificationTask",
@@ -23,33 +18,12 @@ __all__ = [
     "write_report",
 ]
 
+_HOMES = {"ClassificationTask": "tasks", "EvalConfig": "protocol", "EvalResult": "protocol",
+          "SurvivalTask": "tasks", "evaluate_cohort": "protocol", "run_evaluation": "run",
+          "write_report": "report"}
 
-def run_evaluation(adata: AnnData, task: Literal["classification", "survival", "imputation"],
-                   config: EvalConfig | None = None, *, out: str | Path | None = None,
-                   label: str | None = None, groups: str = "median",
-                   missing: Literal["cells", "genes"] = "cells",
-                   progress: ProgressCallback | None = None,
-                   should_stop: StopCallback | None = None) -> Path | EvalResult:
-    """Evaluate one task; with `out`, write the report folder and return its path.
 
-    Survival reads the standard `obs['time']`/`obs['event']` the readers fill in; imputation
-    hides random cells or, with `missing="genes"`, whole genes.
-    """
-    if task == "classification":
-        result = evaluate_cohort(adata, ClassificationTask(label), config, progress=progress,
-                                 should_stop=should_stop)
-    elif task == "survival":
-        unit = str(adata.uns.get(keys.UNS_SURVIVAL, {}).get("time_unit", ""))
-        result = evaluate_cohort(adata, SurvivalTask(keys.OBS_TIME, keys.OBS_EVENT,
-                                                     groups=groups, time_unit=unit),
-                                 config, progress=progress, should_stop=should_stop)
-    elif task == "imputation":
-        from gexcore.evaluate.imputation import evaluate_imputation
-        result = evaluate_imputation(adata, config, missing=missing, progress=progress,
-                                     should_stop=should_stop)
-    else:
-        raise ValueError(f"task must be classification, survival or imputation, not {task!r}.")
-    if out is None:
-        return result
-    return write_report(out, result.task, result.scores, info=result.info, config=result.config,
-                        predictions=result.predictions, extras=result.extras)
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

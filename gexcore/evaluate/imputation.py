@@ -13,7 +13,8 @@ from gexcore.evaluate.splits import patient_groups, train_test_split
 from gexcore.models.encoder import Encoder
 from gexcore.models.presets import model_config_for
 from gexcore.progress import ProgressCallback, StopCallback
-from gexcore.tasks.imputation import IMPUTING_METHODS, Missing
+from gexcore.tasks import IMPUTING_METHODS
+from gexcore.tasks.imputation import Missing
 from gexcore.train.config import TrainConfig
 
 __all__ = ["evaluate_imputation"]

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from gexcore.data.normalize import Normalizer
 from gexcore.errors import GeneMismatchError
 from gexcore.progress import Progress, ProgressCallback
+from gexcore.tasks import IMPUTING_METHODS
 from gexcore.tasks.metrics import imputation_metrics
 
 __all__ = ["IMPUTING_METHODS", "EncoderImputer", "KNNImputer", "MeanImputer", "imputation_curve",
@@ -31,7 +32,6 @@ __all__ = ["IMPUTING_METHODS", "EncoderImputer", "KNNImputer", "MeanImputer", "i
 logger = logging.getLogger(__name__)
 
 RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
-IMPUTING_METHODS = ("transformer", "vime")          # the encoders with a value decoder
 VimeFill = Literal["mean", "marginal"]
 Missing = Literal["cells", "genes"]
 

@@ -15,6 +15,7 @@ from anndata import AnnData
 from gexcore import keys
 from gexcore.errors import InputError
 from gexcore.progress import Progress
+from gexcore.tasks import IMPUTING_METHODS
 from gexcore.workspace.jobs import TaskContext, register_task
 from gexcore.workspace.pretrain import finished_encoder
 from gexcore.workspace.store import Workspace
@@ -31,8 +32,6 @@ class ImputeJob:
     name: str = ""
 
     def check(self, ws: Workspace) -> None:
-        from gexcore.tasks.imputation import IMPUTING_METHODS  # torch: not at import
-
         ws.cohort(self.cohort)
         run = finished_encoder(ws, self.run)
         method = run.params.get("method")
