@@ -135,9 +135,10 @@ def fill_genes(ws: Workspace, cohort_id: str, adata: AnnData) -> None:
     the result is a new cohort, this one stays as it is."""
     runs = {r.id: r for r in ws.runs(kind="pretrain", status="done")
             if r.params.get("method") in IMPUTING_METHODS}
-    job_panel(ws, "impute", key=cohort_id)
     latest = next((r for r in ws.runs(kind="impute") if r.params.get("cohort") == cohort_id),
                   None)
+    if latest is not None and latest.active:      # no 2 s fragment on the page otherwise
+        job_panel(ws, "impute", key=cohort_id)
     if latest is not None and latest.status == "failed":
         st.error(f"{latest.name} failed: {latest.error}")
     elif latest is not None and latest.status == "done":
