@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages._ui import cohort_picker, current_workspace, job_sidebar
+from ui.common import cohort_picker, current_workspace, job_sidebar
 
 st.set_page_config(page_title="GexScope", page_icon=":material/genetics:", layout="wide")
 

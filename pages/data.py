@@ -18,7 +18,7 @@ from gexcore.tasks import IMPUTING_METHODS
 from gexcore.workspace import ImputeJob, Workspace, submit
 from gexcore.workspace.columns import ColumnMapping, apply_mapping, guess_mapping
 from gexcore.workspace.impute_job import gap
-from pages._ui import (
+from ui.common import (
     current_cohort_id,
     current_workspace,
     demo_cohort,

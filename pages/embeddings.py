@@ -18,7 +18,7 @@ from gexcore.evaluate.holdout import EXPRESSION, label_columns
 from gexcore.tasks.projection import ProjectionParams
 from gexcore.workspace import EmbedJob, Workspace, submit
 from gexcore.workspace.maps import RAW, cohort_map, map_table
-from pages._ui import (
+from ui.common import (
     current_cohort_id,
     current_workspace,
     encoder_runs,

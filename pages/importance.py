@@ -22,7 +22,7 @@ from gexcore.explain import importance_table
 from gexcore.models.encoder import Encoder
 from gexcore.workspace import RunInfo, Workspace
 from gexcore.workspace.maps import stored_attention
-from pages._ui import (
+from ui.common import (
     encoder_runs,
     is_simulated,
     load_cohort,

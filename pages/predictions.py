@@ -14,8 +14,8 @@ from gexcore.errors import GexError
 from gexcore.evaluate.holdout import EXPRESSION, ProbeResult, holdout_probe, label_columns
 from gexcore.workspace import RunInfo, Workspace
 from gexcore.workspace.evaluate_job import REPORT_DIR
-from pages._evaluate_form import evaluate_form
-from pages._ui import (
+from ui.evaluate_form import evaluate_form
+from ui.common import (
     feature_sources,
     load_cohort,
     open_cohort_page,

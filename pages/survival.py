@@ -11,7 +11,7 @@ from gexcore import keys, viz
 from gexcore.errors import GexError
 from gexcore.evaluate.holdout import EXPRESSION, RiskResult, holdout_risk, survival_columns
 from gexcore.workspace import Workspace
-from pages._ui import (
+from ui.common import (
     feature_sources,
     load_cohort,
     open_cohort_page,

@@ -10,8 +10,8 @@ from gexcore.errors import GexError
 from gexcore.workspace import PretrainJob, RunInfo, Workspace, cancel, submit
 from gexcore.workspace.losslog import loss_history
 from gexcore.workspace.pretrain import DEFAULT_TOP_GENES
-from pages._evaluate_form import evaluate_form
-from pages._ui import current_cohort_id, current_workspace, duration, job_panel, runs_frame
+from ui.evaluate_form import evaluate_form
+from ui.common import current_cohort_id, current_workspace, duration, job_panel, runs_frame
 
 METHODS = {
     "transformer": "Masked-expression transformer",

@@ -13,7 +13,7 @@ from gexcore.data.simulate import SimulationConfig, simulate_cohort
 from gexcore.tasks.projection import ProjectionParams
 from gexcore.workspace import PretrainJob, maps, submit
 from gexcore.workspace.maps import RAW, map_name
-from pages._ui import selected_rows
+from ui.common import selected_rows
 from tests.app.conftest import wait_for_run
 
 EMBED = "pages/embeddings.py"

@@ -9,7 +9,7 @@ from gexcore.errors import GexError
 from gexcore.evaluate.holdout import label_columns
 from gexcore.evaluate.protocol import ALL_FRACTIONS
 from gexcore.workspace import EvaluateJob, RunInfo, Workspace, cancel, submit
-from pages._ui import current_workspace, job_panel, load_cohort
+from ui.common import current_workspace, job_panel, load_cohort
 
 TASKS = {"classification": "Classification (a label column)",
          "survival": "Survival (obs time / event)",
