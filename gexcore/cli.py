@@ -8,8 +8,13 @@ import sys
 from pathlib import Path
 
 from gexcore.errors import GexError
+from gexcore.models.methods import METHODS
 
 __all__ = ["build_parser", "main"]
+
+# Options left out are absent from the parsed args, so the config dataclass (or the called
+# function) supplies its own default: defaults are declared there once, not here again.
+_FROM_CONFIG = argparse.SUPPRESS
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,19 +103,30 @@ def _write_h5ad(adata, out: Path) -> None:
     atomic_write(out, lambda tmp: adata.write_h5ad(tmp))
 
 
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    """The options among `names` given on the command line; options declared with
+    `argparse.SUPPRESS` are absent from `args` when left out, so the callee's defaults apply."""
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def _config(cls: type, args: argparse.Namespace):
+    """A config dataclass from the given options named after its fields; the rest keep the
+    dataclass defaults, declared there only."""
+    from dataclasses import fields
+
+    return cls(**_given(args, *(f.name for f in fields(cls))))
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from gexcore.train import is_main_process
-    from gexcore.train.loop import TrainConfig
+    from gexcore.train.config import TrainConfig
     from gexcore.workspace.pretrain import new_encoder
 
     adata = read_from_args(args)
-    train_config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, precision=args.precision, val_fraction=args.val_fraction,
-        patience=args.patience, checkpoint_every=args.checkpoint_every)
+    train_config = _config(TrainConfig, args)
     # Built as the app's pretrain job builds it, so CLI and pages train the same model.
-    encoder = new_encoder(args.method, preset=args.preset, top_genes=args.top_genes,
-                          device=args.device)
+    encoder = new_encoder(args.method, **_given(args, "preset", "top_genes"),
+                          device=train_config.device)
     with _progress_bar(f"pretrain {args.method}") as report:
         history = encoder.pretrain(adata, train_config, progress=report,
                                    checkpoint_dir=args.out, resume=args.resume)
@@ -156,7 +172,8 @@ def _cmd_impute(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gexcore import keys
-    from gexcore.evaluate import EvalConfig, run_evaluation
+    from gexcore.evaluate import run_evaluation
+    from gexcore.evaluate.config import EvalConfig
 
     survival = args.survival or args.time is not None or args.event is not None
     if sum([args.label is not None, survival, args.impute]) != 1:
@@ -169,17 +186,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if survival and keys.OBS_TIME not in adata.obs:
         raise ValueError(f"{args.expression.name}: no survival columns found; name them with "
                          "--time COLUMN --event COLUMN (and give --clinical FILE).")
-    config = EvalConfig(methods=tuple(args.methods), fractions=tuple(args.fractions),
-                        seeds=args.seeds, test_size=args.test_size,
-                        pretrain_epochs=args.pretrain_epochs,
-                        finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
-                        finetune=not args.no_finetune,
-                        preset=args.preset, top_genes=args.top_genes or None,
-                        transductive=args.transductive)
+    if getattr(args, "top_genes", None) == 0:
+        args.top_genes = None                           # all genes for baselines and MLPs
+    config = _config(EvalConfig, args)
     task = "classification" if args.label else "survival" if survival else "imputation"
     with _progress_bar(f"evaluate {task}") as report:
         out = run_evaluation(adata, task, config, out=args.out, label=args.label,
-                             groups=args.groups, missing=args.missing, progress=report)
+                             progress=report, **_given(args, "groups", "missing"))
     print((out / "report.md").read_text())
     print(f"wrote {out}: results.json, report.md, curves.html")
     return 0
@@ -240,23 +253,24 @@ def build_parser() -> argparse.ArgumentParser:
                                    "`torchrun --nproc_per_node=N -m gexcore.cli pretrain ...` "
                                    "it trains data-parallel.")
     add_input_arguments(p)
-    p.add_argument("--method", required=True, choices=["transformer", "scarf", "vime", "byol"])
+    p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    p.add_argument("--preset", default="auto", choices=["auto", "small", "base"],
+    p.add_argument("--preset", default=_FROM_CONFIG, choices=["auto", "small", "base"],
                    help="model size: small for CPUs, base for GPUs (default: by device)")
-    p.add_argument("--top-genes", type=int, default=None,
+    p.add_argument("--top-genes", type=int, default=_FROM_CONFIG,
                    help="keep the N most variable genes (fitted on this cohort; default: 500 "
                         "for the transformer, all genes for the MLP methods; 0 = all)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--patience", type=int, default=5,
+    g = p.add_argument_group("training (defaults: gexcore.train.TrainConfig)")
+    g.add_argument("--epochs", type=int, default=_FROM_CONFIG)
+    g.add_argument("--batch-size", type=int, default=_FROM_CONFIG)
+    g.add_argument("--lr", type=float, default=_FROM_CONFIG, help="peak learning rate")
+    g.add_argument("--seed", type=int, default=_FROM_CONFIG)
+    g.add_argument("--device", default=_FROM_CONFIG, help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--precision", default=_FROM_CONFIG, choices=["auto", "bf16", "fp32"])
+    g.add_argument("--val-fraction", type=float, default=_FROM_CONFIG)
+    g.add_argument("--patience", type=int, default=_FROM_CONFIG,
                    help="epochs without validation improvement before stopping")
-    p.add_argument("--checkpoint-every", type=int, default=None,
+    g.add_argument("--checkpoint-every", type=int, default=_FROM_CONFIG,
                    help="optimiser steps between resumable checkpoints (default: each epoch)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state")
     p.set_defaults(func=_cmd_pretrain)
@@ -294,28 +308,29 @@ def build_parser() -> argparse.ArgumentParser:
                       help="survival on the detected time/event columns")
     task.add_argument("--impute", action="store_true",
                       help="restore held-out genes at 10-90%% missingness")
-    p.add_argument("--missing", default="cells", choices=["cells", "genes"],
+    p.add_argument("--missing", default=_FROM_CONFIG, choices=["cells", "genes"],
                    help="--impute hides random cells (MCAR, default) or whole genes in every "
                         "test sample (a smaller panel)")
-    p.add_argument("--methods", nargs="+", default=["scarf", "vime", "byol", "transformer"],
-                   choices=["transformer", "scarf", "vime", "byol"])
-    p.add_argument("--fractions", nargs="+", type=float,
-                   default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+    g = p.add_argument_group("protocol (defaults: gexcore.evaluate.EvalConfig)")
+    g.add_argument("--methods", nargs="+", default=_FROM_CONFIG,
+                   choices=METHODS)
+    g.add_argument("--fractions", nargs="+", type=float, default=_FROM_CONFIG,
                    help="labelled fractions of the training samples (nested)")
-    p.add_argument("--seeds", type=int, default=3, help="repeated splits (mean ± sd)")
-    p.add_argument("--test-size", type=float, default=0.2)
-    p.add_argument("--pretrain-epochs", type=int, default=20)
-    p.add_argument("--finetune-epochs", type=int, default=30)
-    p.add_argument("--finetune-lr", type=float, default=1e-3)
-    p.add_argument("--no-finetune", action="store_true", help="frozen encoders only")
-    p.add_argument("--preset", default="small", choices=["small", "base"])
-    p.add_argument("--top-genes", type=int, default=None,
+    g.add_argument("--seeds", type=int, default=_FROM_CONFIG, help="repeated splits (mean ± sd)")
+    g.add_argument("--test-size", type=float, default=_FROM_CONFIG)
+    g.add_argument("--pretrain-epochs", type=int, default=_FROM_CONFIG)
+    g.add_argument("--finetune-epochs", type=int, default=_FROM_CONFIG)
+    g.add_argument("--finetune-lr", type=float, default=_FROM_CONFIG)
+    g.add_argument("--no-finetune", dest="finetune", action="store_false", default=_FROM_CONFIG,
+                   help="frozen encoders only")
+    g.add_argument("--preset", default=_FROM_CONFIG, choices=["small", "base"])
+    g.add_argument("--top-genes", type=int, default=_FROM_CONFIG,
                    help="genes for baselines and MLP encoders (default all; the transformer "
                         "keeps 500)")
-    p.add_argument("--groups", default="median", choices=["median", "tertiles", "quartiles"],
-                   help="risk groups for the Kaplan-Meier summary (cut on training risks)")
-    p.add_argument("--transductive", action="store_true",
+    g.add_argument("--transductive", action="store_true", default=_FROM_CONFIG,
                    help="let pretraining see the test samples (unlabelled); the report says so")
+    p.add_argument("--groups", default=_FROM_CONFIG, choices=["median", "tertiles", "quartiles"],
+                   help="risk groups for the Kaplan-Meier summary (cut on training risks)")
     p.add_argument("--out", type=Path, required=True, help="report folder to write")
     p.set_defaults(func=_cmd_evaluate)
     return parser

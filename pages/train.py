@@ -3,10 +3,13 @@ and loss live, cancel it, and look back at every run (status, metrics, loss curv
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import streamlit as st
 
 from gexcore import viz
 from gexcore.errors import GexError
+from gexcore.train.config import TrainConfig
 from gexcore.workspace import PretrainJob, RunInfo, Workspace, cancel, submit
 from gexcore.workspace.losslog import loss_history
 from gexcore.workspace.pretrain import DEFAULT_TOP_GENES
@@ -31,26 +34,27 @@ Frozen embeddings are not always better than a model trained from scratch on the
 Predictions page compares them honestly with baselines.
 """
 PRESETS = {"auto": "auto (base on a GPU, small on the CPU)", "small": "small", "base": "base"}
+JOB = {f.name: f.default for f in fields(PretrainJob)}     # the form starts at the job's defaults
 
 
 def pretrain_form(ws: Workspace, cohort_id: str) -> None:
     """Method and settings -> a PretrainJob submitted to a worker process."""
-    info = ws.cohort(cohort_id)
+    info, train = ws.cohort(cohort_id), TrainConfig()
     with st.form("pretrain_form", border=True):
         st.markdown(f"**Cohort:** {info.label} · pick another in the sidebar")
         left, right = st.columns(2)
-        method = left.selectbox("Method", list(METHODS), format_func=METHODS.get,
-                                key="train_method")
-        preset = right.selectbox("Model size", list(PRESETS), format_func=PRESETS.get,
-                                 key="train_preset")
+        method = left.selectbox("Method", list(METHODS), list(METHODS).index(JOB["method"]),
+                                format_func=METHODS.get, key="train_method")
+        preset = right.selectbox("Model size", list(PRESETS), list(PRESETS).index(JOB["preset"]),
+                                 format_func=PRESETS.get, key="train_preset")
         cells = st.columns(3)
-        epochs = cells[0].number_input("Epochs", 1, 1000, 10, key="train_epochs",
+        epochs = cells[0].number_input("Epochs", 1, 1000, train.epochs, key="train_epochs",
                                        help="Passes over the cohort; training stops early "
                                             "when the validation loss stops improving.")
-        seed = cells[1].number_input("Seed", 0, 2**31 - 1, 0, key="train_seed",
+        seed = cells[1].number_input("Seed", 0, 2**31 - 1, train.seed, key="train_seed",
                                      help="Same seed and settings -> the same model.")
         top_genes = cells[2].number_input(
-            "Top-variance genes", 0, 100_000, value=None, key="train_top_genes",
+            "Top-variance genes", 0, 100_000, value=JOB["top_genes"], key="train_top_genes",
             placeholder=f"method default ({DEFAULT_TOP_GENES['transformer']} for the "
                         "transformer, all for MLPs)",
             help="Train on the most variable genes only; 0 = all genes.")
@@ -61,9 +65,9 @@ def pretrain_form(ws: Workspace, cohort_id: str) -> None:
         submitted = st.form_submit_button("Start pretraining", type="primary",
                                           icon=":material/play_arrow:")
     if submitted:
-        job = PretrainJob(cohort=cohort_id, method=method, preset=preset, epochs=int(epochs),
-                          seed=int(seed), name=name.strip(),
-                          top_genes=None if top_genes is None else int(top_genes))
+        job = PretrainJob(cohort=cohort_id, method=method, preset=preset, name=name.strip(),
+                          top_genes=None if top_genes is None else int(top_genes),
+                          train=TrainConfig(epochs=int(epochs), seed=int(seed)))
         try:
             run_id = submit(ws, job)
         except GexError as err:

@@ -3,11 +3,13 @@ the live progress of running ones; used on the Predictions and Train pages."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from gexcore.errors import GexError
-from gexcore.evaluate.holdout import label_columns
-from gexcore.evaluate.protocol import ALL_FRACTIONS
+from gexcore.data.rules import label_columns
+from gexcore.evaluate.config import ALL_FRACTIONS, QUICK_EVAL
 from gexcore.workspace import EvaluateJob, RunInfo, Workspace, cancel, submit
 from ui.common import current_workspace, job_panel, load_cohort
 
@@ -16,13 +18,12 @@ TASKS = {"classification": "Classification (a label column)",
          "imputation": "Imputation (hide random values, restore them)",
          "imputation_genes": "Imputation of whole genes (a smaller panel)"}
 METHODS = {"scarf": "SCARF", "vime": "VIME", "byol": "BYOL", "transformer": "Transformer"}
-DEFAULT_FRACTIONS = (0.05, 0.2, 1.0)
 
 
 def evaluate_form(ws: Workspace, cohort_id: str, *, key: str = "evaluate") -> None:
     """Task, label, methods, label fractions, seeds and epochs -> an EvaluateJob in a worker;
     below it, the progress of evaluation jobs (refreshed every 2 s) with a Cancel button."""
-    info = ws.cohort(cohort_id)
+    info, start = ws.cohort(cohort_id), QUICK_EVAL         # the form's starting values
     labels = label_columns(load_cohort(ws, cohort_id).obs)
     with st.form(f"{key}_form", border=True):
         st.markdown(f"**Cohort:** {info.label}")
@@ -32,18 +33,21 @@ def evaluate_form(ws: Workspace, cohort_id: str, *, key: str = "evaluate") -> No
                                 key=f"{key}_label")
         methods = st.multiselect("SSL methods (baselines always run: PCA + linear, raw-feature "
                                  "linear, MLP from scratch, random-init encoder)",
-                                 list(METHODS), default=["scarf"], format_func=METHODS.get,
+                                 list(METHODS), default=list(start.methods),
+                                 format_func=METHODS.get,
                                  key=f"{key}_methods")
         fractions = st.multiselect("Labelled fractions of the training samples",
-                                   list(ALL_FRACTIONS), default=list(DEFAULT_FRACTIONS),
+                                   list(ALL_FRACTIONS), default=list(start.fractions),
                                    format_func=lambda f: f"{f:.0%}", key=f"{key}_fractions")
         cells = st.columns(4)
-        seeds = cells[0].number_input("Seeds (splits)", 1, 10, 2, key=f"{key}_seeds")
-        pretrain_epochs = cells[1].number_input("Pretraining epochs", 1, 500, 10,
+        seeds = cells[0].number_input("Seeds (splits)", 1, 10, start.seeds, key=f"{key}_seeds")
+        pretrain_epochs = cells[1].number_input("Pretraining epochs", 1, 500,
+                                                start.pretrain_epochs,
                                                 key=f"{key}_pretrain_epochs")
-        finetune_epochs = cells[2].number_input("Fine-tuning epochs", 1, 500, 20,
+        finetune_epochs = cells[2].number_input("Fine-tuning epochs", 1, 500,
+                                                start.finetune_epochs,
                                                 key=f"{key}_finetune_epochs")
-        finetune = cells[3].checkbox("Fine-tune end to end", True, key=f"{key}_finetune",
+        finetune = cells[3].checkbox("Fine-tune end to end", start.finetune, key=f"{key}_finetune",
                                      help="Also train each encoder with its head; the gains of "
                                           "SSL often show only this way at low label fractions.")
         st.caption("Every seed pretrains each method on that seed's training samples, so time "
@@ -54,9 +58,10 @@ def evaluate_form(ws: Workspace, cohort_id: str, *, key: str = "evaluate") -> No
         job = EvaluateJob(cohort=cohort_id, task=task.removesuffix("_genes"),
                           missing="genes" if task == "imputation_genes" else "cells",
                           label=label if task == "classification" else None,
-                          methods=tuple(methods), fractions=tuple(sorted(fractions)),
-                          seeds=int(seeds), pretrain_epochs=int(pretrain_epochs),
-                          finetune_epochs=int(finetune_epochs), finetune=bool(finetune))
+                          config=replace(start, methods=tuple(methods), fractions=fractions,
+                                         seeds=int(seeds), pretrain_epochs=int(pretrain_epochs),
+                                         finetune_epochs=int(finetune_epochs),
+                                         finetune=bool(finetune)))
         try:
             if not fractions:
                 raise GexError("pick at least one labelled fraction.")

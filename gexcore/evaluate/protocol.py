@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from gexcore.config import FromDict
+from gexcore.evaluate.config import EvalConfig
 from gexcore.evaluate.features import RANDOM_MLP, RANDOM_TRANSFORMER, build_features
 from gexcore.evaluate.splits import nested_fractions, patient_groups, train_test_split
 from gexcore.evaluate.tasks import ClassificationTask, SurvivalTask
@@ -36,31 +36,6 @@ logger = logging.getLogger(__name__)
 PCA_BASELINE = "PCA + linear"
 RAW_BASELINE = "raw-feature linear"
 SCRATCH_BASELINE = "MLP from scratch"
-ALL_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-
-
-@dataclass(frozen=True)
-class EvalConfig(FromDict):
-    """What `evaluate_cohort` runs; stored whole in the report."""
-
-    methods: tuple[str, ...] = ("scarf", "vime", "byol", "transformer")
-    fractions: tuple[float, ...] = ALL_FRACTIONS
-    seeds: int = 3
-    test_size: float = 0.2
-    pretrain_epochs: int = 20
-    finetune_epochs: int = 30
-    finetune_lr: float = 1e-3
-    finetune: bool = True               # also fine-tune each encoder end to end
-    preset: str = "small"
-    top_genes: int | None = None        # baselines and MLPs; the transformer defaults to 500
-    n_pca: int = 50
-    transductive: bool = False          # pretraining also sees the test samples (unlabelled)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "methods", tuple(self.methods))
-        object.__setattr__(self, "fractions", tuple(sorted(float(f) for f in self.fractions)))
-        if self.seeds < 1:
-            raise ValueError(f"seeds must be at least 1, not {self.seeds}.")
 
 
 @dataclass

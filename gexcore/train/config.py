@@ -16,6 +16,9 @@ __all__ = ["History", "TrainConfig"]
 class TrainConfig:
     """How to train; `asdict` goes to run metadata and `train_state/state.json`."""
 
+    # The one default for the CLI, the Train page and jobs: small encoders on ~150 samples are
+    # still under-trained at 20 (benchmarks/QUALITY.md), and early stopping (`patience`) ends
+    # a run that has converged, so a lower default would only cost quality.
     epochs: int = 20
     batch_size: int = 128                 # per process under torchrun
     lr: float = 1e-3                      # peak, after warm-up

@@ -3,7 +3,7 @@
 ```python
 ws = open_workspace("workspace", user="alice")
 cohort_id = ws.add_cohort(adata, "TCGA BRCA")
-run_id = submit(ws, PretrainJob(cohort=cohort_id, method="scarf", epochs=20))
+run_id = submit(ws, PretrainJob(cohort=cohort_id, method="scarf", train=TrainConfig(epochs=40)))
 ws.run(run_id).status, ws.run(run_id).fraction      # poll; survives a browser refresh
 recover(ws)                                          # at app start: fail runs whose worker died
 ```
@@ -15,14 +15,14 @@ from gexcore.workspace.evaluate_job import EvaluateJob
 from gexcore.workspace.impute_job import ImputeJob
 from gexcore.workspace.jobs import (
     INTERRUPTED,
-    TASKS,
+    JOB_KINDS,
     JobCancelled,
-    Task,
-    TaskContext,
+    JobContext,
+    JobKind,
     acquire_slot,
     cancel,
     recover,
-    register_task,
+    register_job_kind,
     submit,
 )
 from gexcore.workspace.pretrain import EmbedJob, PretrainJob, new_encoder
@@ -36,8 +36,8 @@ from gexcore.workspace.store import (
 )
 
 __all__ = [
-    "ACTIVE", "INTERRUPTED", "STATUSES", "TASKS", "CohortInfo", "EmbedJob", "EvaluateJob",
-    "ImputeJob", "JobCancelled", "PretrainJob", "RunInfo", "Status", "Task", "TaskContext",
+    "ACTIVE", "INTERRUPTED", "JOB_KINDS", "STATUSES", "CohortInfo", "EmbedJob", "EvaluateJob",
+    "ImputeJob", "JobCancelled", "JobContext", "JobKind", "PretrainJob", "RunInfo", "Status",
     "Workspace", "acquire_slot", "array_name", "cancel", "embedding_name", "new_encoder",
-    "open_workspace", "recover", "register_task", "submit",
+    "open_workspace", "recover", "register_job_kind", "submit",
 ]

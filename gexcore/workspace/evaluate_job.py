@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from gexcore import keys
 from gexcore.errors import InputError
-from gexcore.workspace.jobs import JobCancelled, TaskContext, register_task
+from gexcore.evaluate.config import EvalConfig
+from gexcore.workspace.jobs import JobCancelled, JobContext, register_job_kind
 from gexcore.workspace.store import Workspace
 
 __all__ = ["REPORT_DIR", "EvaluateJob", "run_evaluate"]
@@ -21,29 +22,20 @@ REPORT_DIR = "report"
 
 @dataclass(frozen=True)
 class EvaluateJob:
-    """Evaluate SSL encoders against baselines on one task of a stored cohort."""
+    """Evaluate SSL encoders against baselines on one task of a stored cohort, as `config` says
+    (methods, label fractions, seeds, epochs)."""
 
     cohort: str
     task: Literal["classification", "survival", "imputation"] = "classification"
     label: str | None = None                 # obs column, for classification
-    methods: tuple[str, ...] = ("scarf", "vime", "byol", "transformer")
-    fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-    seeds: int = 3
-    pretrain_epochs: int = 20
-    finetune_epochs: int = 30
-    finetune: bool = True
     groups: str = "median"
     missing: Literal["cells", "genes"] = "cells"     # imputation: random cells or whole genes
+    config: EvalConfig = field(default_factory=EvalConfig)
     name: str = ""
-    extra: dict = field(default_factory=dict)    # EvalConfig fields beyond these
 
-    def config(self):
-        from gexcore.evaluate import EvalConfig
-
-        return EvalConfig(methods=tuple(self.methods), fractions=tuple(self.fractions),
-                          seeds=self.seeds, pretrain_epochs=self.pretrain_epochs,
-                          finetune_epochs=self.finetune_epochs, finetune=self.finetune,
-                          **self.extra)
+    def __post_init__(self) -> None:
+        if isinstance(self.config, dict):             # as stored in the run's params
+            object.__setattr__(self, "config", EvalConfig.from_dict(self.config))
 
     def check(self, ws: Workspace) -> None:
         """Refuse a bad task or column before queueing (reads the cohort's obs only)."""
@@ -55,10 +47,6 @@ class EvaluateJob:
                              f"not {self.task!r}.")
         if self.missing not in ("cells", "genes"):
             raise InputError(f"missing must be 'cells' or 'genes', not {self.missing!r}.")
-        try:
-            self.config()
-        except (TypeError, ValueError) as err:
-            raise InputError(str(err)) from err
         obs = anndata.read_h5ad(ws.cohort_path(self.cohort), backed="r").obs
         needed = {"classification": [self.label], "survival": [keys.OBS_TIME, keys.OBS_EVENT],
                   "imputation": []}[self.task]
@@ -74,13 +62,13 @@ class EvaluateJob:
         return f"evaluate {what} on {ws.cohort(self.cohort).name}"
 
 
-def run_evaluate(job: EvaluateJob, ctx: TaskContext) -> dict[str, Any]:
+def run_evaluate(job: EvaluateJob, ctx: JobContext) -> dict[str, Any]:
     """Run the protocol and write the report folder; metrics = primary metric at 100% labels."""
     from gexcore.evaluate import run_evaluation
     from gexcore.evaluate.report import PRIMARY_METRIC, summarize, write_report
 
     adata = ctx.workspace.load_cohort(job.cohort)
-    result = run_evaluation(adata, job.task, job.config(), label=job.label, groups=job.groups,
+    result = run_evaluation(adata, job.task, job.config, label=job.label, groups=job.groups,
                             missing=job.missing, progress=ctx.progress,
                             should_stop=ctx.should_stop)
     if ctx.should_stop():
@@ -95,4 +83,4 @@ def run_evaluate(job: EvaluateJob, ctx: TaskContext) -> dict[str, Any]:
                for r in top.itertuples()}}
 
 
-register_task("evaluate", EvaluateJob, run_evaluate)
+register_job_kind("evaluate", EvaluateJob, run_evaluate)

@@ -14,9 +14,9 @@ from anndata import AnnData
 
 from gexcore import keys
 from gexcore.errors import InputError
+from gexcore.models.methods import methods_with
 from gexcore.progress import Progress
-from gexcore.tasks import IMPUTING_METHODS
-from gexcore.workspace.jobs import TaskContext, register_task
+from gexcore.workspace.jobs import JobContext, register_job_kind
 from gexcore.workspace.pretrain import finished_encoder
 from gexcore.workspace.store import Workspace
 
@@ -34,10 +34,10 @@ class ImputeJob:
     def check(self, ws: Workspace) -> None:
         ws.cohort(self.cohort)
         run = finished_encoder(ws, self.run)
-        method = run.params.get("method")
-        if method not in IMPUTING_METHODS:
+        method, able = run.params.get("method"), methods_with("can_restore")
+        if method not in able:
             raise InputError(f"{run.name} is a {method} encoder, which has no value decoder; "
-                             "fill genes with a transformer or VIME run.")
+                             f"fill genes with a {' or '.join(able)} run.")
 
     def describe(self, ws: Workspace) -> str:
         return f"impute {ws.cohort(self.cohort).name} with {ws.run(self.run).name}"
@@ -70,7 +70,7 @@ def gap(ws: Workspace, run_id: str, adata: AnnData) -> Gap:
     return Gap(len(genes), int((pos < 0).sum()), empty)
 
 
-def run_impute(job: ImputeJob, ctx: TaskContext) -> dict[str, Any]:
+def run_impute(job: ImputeJob, ctx: JobContext) -> dict[str, Any]:
     from gexcore.models.encoder import Encoder
     from gexcore.tasks.restore import impute_cohort
 
@@ -87,4 +87,4 @@ def run_impute(job: ImputeJob, ctx: TaskContext) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 2)}
 
 
-register_task("impute", ImputeJob, run_impute)
+register_job_kind("impute", ImputeJob, run_impute)

@@ -1,8 +1,10 @@
 """Background jobs: `submit` a job dataclass and a worker process runs it; `cancel`; `recover`.
 
-A job kind is a frozen dataclass (its fields are the run's `params`, JSON values only) plus a task
-function `fn(job, ctx) -> metrics`, tied together by `register_task`. The worker finds the task
-again by importing the modules recorded with the run, so a kind registered anywhere works.
+A job kind is a frozen dataclass (its fields, nested config dataclasses included, are the run's
+`params`, JSON values only) plus a function `fn(job, ctx) -> metrics`, tied together by
+`register_job_kind`. The worker finds the kind again by importing the modules recorded with the
+run, so a kind registered anywhere works. ("Task" elsewhere means a prediction problem:
+classification, survival, imputation.)
 """
 
 from __future__ import annotations
@@ -27,18 +29,18 @@ from gexcore.workspace.store import Workspace, check_name
 
 __all__ = [
     "INTERRUPTED",
-    "TASKS",
+    "JOB_KINDS",
     "JobCancelled",
-    "Task",
-    "TaskContext",
+    "JobContext",
+    "JobKind",
     "acquire_slot",
     "cancel",
     "default_max_parallel",
     "default_threads",
+    "job_kind_of",
     "recover",
-    "register_task",
+    "register_job_kind",
     "submit",
-    "task_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,12 +51,12 @@ _children: list[subprocess.Popen] = []     # kept so finished workers get reaped
 
 
 class JobCancelled(Exception):
-    """Raised by a task once `should_stop()` said stop; the run then ends as cancelled."""
+    """Raised by a job function once `should_stop()` said stop; the run then ends as cancelled."""
 
 
 @dataclass(frozen=True)
-class TaskContext:
-    """What a task function gets besides its job."""
+class JobContext:
+    """What a job function gets besides its job."""
 
     workspace: Workspace
     run_id: str
@@ -63,16 +65,16 @@ class TaskContext:
     should_stop: StopCallback
 
 
-TaskFn = Callable[[Any, TaskContext], "dict[str, Any] | None"]
+JobFn = Callable[[Any, JobContext], "dict[str, Any] | None"]
 
 
 @dataclass(frozen=True)
-class Task:
+class JobKind:
     """One job kind: its dataclass and the function that runs it."""
 
     kind: str
     job_cls: type
-    fn: TaskFn
+    fn: JobFn
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -80,10 +82,10 @@ class Task:
         return tuple(dict.fromkeys((self.job_cls.__module__, self.fn.__module__)))
 
 
-TASKS: dict[str, Task] = {}
+JOB_KINDS: dict[str, JobKind] = {}
 
 
-def register_task(kind: str, job_cls: type, fn: TaskFn) -> Task:
+def register_job_kind(kind: str, job_cls: type, fn: JobFn) -> JobKind:
     """Make `kind` runnable: `submit(ws, job_cls(...))` then runs `fn(job, ctx)` in a worker.
 
     `fn` returns a metrics dict (JSON values), raises `JobCancelled` when it stopped early on
@@ -92,17 +94,17 @@ def register_task(kind: str, job_cls: type, fn: TaskFn) -> Task:
     check_name(kind, "job kind")
     if not (isinstance(job_cls, type) and is_dataclass(job_cls)):
         raise TypeError(f"job class for {kind!r} must be a dataclass, not {job_cls!r}.")
-    TASKS[kind] = task = Task(kind, job_cls, fn)
-    return task
+    JOB_KINDS[kind] = job_kind = JobKind(kind, job_cls, fn)
+    return job_kind
 
 
-def task_for(job: Any) -> Task:
-    """The registered task of a job instance."""
-    for task in TASKS.values():
-        if type(job) is task.job_cls:
-            return task
+def job_kind_of(job: Any) -> JobKind:
+    """The registered kind of a job instance."""
+    for job_kind in JOB_KINDS.values():
+        if type(job) is job_kind.job_cls:
+            return job_kind
     raise TypeError(f"{type(job).__name__} is not a registered job class; known kinds: "
-                    f"{', '.join(sorted(TASKS))}.")
+                    f"{', '.join(sorted(JOB_KINDS))}.")
 
 
 def default_max_parallel() -> int:
@@ -124,12 +126,13 @@ def submit(ws: Workspace, job: Any, *, max_parallel: int | None = None,
     A job class may define `check(ws)` (raise `InputError` before anything is queued) and
     `describe(ws) -> str` (the run's name when `job.name` is empty).
     """
-    task = task_for(job)
+    job_kind = job_kind_of(job)
     if hasattr(job, "check"):
         job.check(ws)
     name = getattr(job, "name", "") or (job.describe(ws) if hasattr(job, "describe") else "")
     with ws.connect() as conn:
-        run_id = insert_run(conn, task.kind, name or task.kind, asdict(job), modules=task.modules)
+        run_id = insert_run(conn, job_kind.kind, name or job_kind.kind, asdict(job),
+                            modules=job_kind.modules)
     try:
         proc = _start_worker(ws, run_id, max_parallel or default_max_parallel(),
                              threads or default_threads())
@@ -137,10 +140,10 @@ def submit(ws: Workspace, job: Any, *, max_parallel: int | None = None,
         with ws.connect() as conn:
             update_run(conn, run_id, status="failed", finished=time.time(),
                        error=f"could not start the worker: {err}")
-        raise GexError(f"could not start a worker process for {task.kind}: {err}") from err
+        raise GexError(f"could not start a worker process for {job_kind.kind}: {err}") from err
     with ws.connect() as conn:
         update_run(conn, run_id, pid=proc.pid, host=socket.gethostname(), only_if=ACTIVE)
-    logger.info("submitted %s run %s (worker pid %d)", task.kind, run_id, proc.pid)
+    logger.info("submitted %s run %s (worker pid %d)", job_kind.kind, run_id, proc.pid)
     return run_id
 
 

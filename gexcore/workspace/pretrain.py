@@ -6,12 +6,13 @@ Torch loads inside the functions, so importing this (as the app does) stays chea
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gexcore.errors import InputError
+from gexcore.models.methods import METHODS, method_info
 from gexcore.progress import Progress
-from gexcore.workspace.jobs import JobCancelled, TaskContext, register_task
+from gexcore.workspace.jobs import JobCancelled, JobContext, register_job_kind
 from gexcore.workspace.losslog import LossRecorder
 from gexcore.workspace.runs import RunInfo
 from gexcore.workspace.store import Workspace, embedding_name
@@ -32,50 +33,43 @@ __all__ = [
     "run_pretrain",
 ]
 
-# With ~256 of 2,000 genes per step, a gene rarely meets its co-expressed partners and the
-# transformer learns only batch effects; 500 top-variance genes let it learn the types.
-DEFAULT_TOP_GENES = {"transformer": 500}
+# The methods' `default_top_genes` (declared on their Objective classes; why there), without torch.
+DEFAULT_TOP_GENES = {m: method_info(m).default_top_genes for m in METHODS
+                     if method_info(m).default_top_genes is not None}
 
 
-def new_encoder(method: Method, *, preset: Preset = "auto", top_genes: int | None = None,
-                device: str = "auto") -> Encoder:
-    """An untrained Encoder as `gex pretrain` builds it: model size by preset (and device),
-    top-variance genes (default 500 for the transformer, all for MLP methods; 0 = all)."""
-    from gexcore.data.normalize import NormalizeConfig
-    from gexcore.models.encoder import Encoder
-    from gexcore.models.presets import model_config_for
+def new_encoder(method: Method, **options) -> Encoder:
+    """`gexcore.models.presets.new_encoder` (preset, top_genes, device), loaded on first use so
+    this module imports without torch."""
+    from gexcore.models.presets import new_encoder as _new_encoder
 
-    top = top_genes if top_genes is not None else DEFAULT_TOP_GENES.get(method)
-    return Encoder(method, model_config_for(method, preset, device=device),
-                   normalize=NormalizeConfig(n_top_genes=top or None))
+    return _new_encoder(method, **options)
+
+
+def _train_config(data: dict[str, Any] | None = None) -> TrainConfig:
+    from gexcore.train.config import TrainConfig     # torch: load it only when a job is built
+
+    return TrainConfig.from_dict(data or {})
 
 
 @dataclass(frozen=True)
 class PretrainJob:
-    """Pretrain `method` on a stored cohort; the run folder becomes the checkpoint, and the
-    cohort's embedding is stored as `ws.embedding(cohort, run_id)`."""
+    """Pretrain `method` on a stored cohort with `train`; the run folder becomes the checkpoint,
+    and the cohort's embedding is stored as `ws.embedding(cohort, run_id)`."""
 
     cohort: str
     method: Method = "transformer"
     preset: Preset = "auto"
-    epochs: int = 10
-    seed: int = 0
     top_genes: int | None = None          # None = the method's default, 0 = all genes
-    batch_size: int = 128
-    lr: float = 1e-3
-    patience: int | None = 5              # epochs without val improvement; None = never stop
-    device: str = "auto"
+    train: TrainConfig = field(default_factory=_train_config)
     name: str = ""
 
-    def train_config(self) -> TrainConfig:
-        from gexcore.train.config import TrainConfig
-
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           seed=self.seed, patience=self.patience, device=self.device)
+    def __post_init__(self) -> None:
+        if isinstance(self.train, dict):              # as stored in the run's params
+            object.__setattr__(self, "train", _train_config(self.train))
 
     def check(self, ws: Workspace) -> None:
         """Refuse bad settings before the job is queued."""
-        from gexcore.models.objectives import METHODS
         from gexcore.models.presets import PRESETS
 
         ws.cohort(self.cohort)
@@ -87,10 +81,6 @@ class PretrainJob:
         if self.top_genes is not None and (not isinstance(self.top_genes, int)
                                            or self.top_genes < 0):
             raise InputError(f"top_genes must be None or an integer >= 0, not {self.top_genes!r}.")
-        try:
-            self.train_config()
-        except ValueError as err:
-            raise InputError(str(err)) from err
 
     def describe(self, ws: Workspace) -> str:
         return f"{self.method} on {ws.cohort(self.cohort).name}"
@@ -121,13 +111,13 @@ class EmbedJob:
         return f"embed {ws.cohort(self.cohort).name} with {ws.run(self.run).name}"
 
 
-def run_pretrain(job: PretrainJob, ctx: TaskContext) -> dict[str, Any]:
+def run_pretrain(job: PretrainJob, ctx: JobContext) -> dict[str, Any]:
     """Pretrain, save the encoder into the run folder, embed the same cohort."""
     adata = ctx.workspace.load_cohort(job.cohort)
     encoder = new_encoder(job.method, preset=job.preset, top_genes=job.top_genes,
-                          device=job.device)
+                          device=job.train.device)
     progress = LossRecorder(ctx.workspace, ctx.run_id, ctx.progress)    # live loss curve
-    history = encoder.pretrain(adata, job.train_config(), progress=progress,
+    history = encoder.pretrain(adata, job.train, progress=progress,
                                should_stop=ctx.should_stop)
     if history.cancelled:
         raise JobCancelled(f"cancelled after {history.steps} steps")
@@ -141,7 +131,7 @@ def run_pretrain(job: PretrainJob, ctx: TaskContext) -> dict[str, Any]:
             "device": history.device, "precision": history.precision}
 
 
-def run_embed(job: EmbedJob, ctx: TaskContext) -> dict[str, Any]:
+def run_embed(job: EmbedJob, ctx: JobContext) -> dict[str, Any]:
     """Embed the cohort with the run's encoder (genes aligned by name; too little overlap fails)."""
     from gexcore.models.encoder import Encoder
 
@@ -156,5 +146,5 @@ def run_embed(job: EmbedJob, ctx: TaskContext) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 2)}
 
 
-register_task("pretrain", PretrainJob, run_pretrain)
-register_task("embed", EmbedJob, run_embed)
+register_job_kind("pretrain", PretrainJob, run_pretrain)
+register_job_kind("embed", EmbedJob, run_embed)

@@ -1,8 +1,8 @@
 """`python -m gexcore.workspace.worker ROOT RUN_ID`: run one queued job to its end.
 
-Waits for a job slot, marks the run running, runs its task with progress written to the registry
-(at most every 0.5 s) and a cancel flag polled as often, lets the task write into a temp folder
-that becomes `runs/<id>/` only on success, and records done, failed or cancelled.
+Waits for a job slot, marks the run running, runs its job kind's function with progress written
+to the registry (at most every 0.5 s) and a cancel flag polled as often, lets it write into a
+temp folder that becomes `runs/<id>/` only on success, and records done, failed or cancelled.
 Never imports Streamlit; heavy libraries load only once the job has a slot.
 """
 
@@ -28,10 +28,10 @@ from gexcore.errors import GexError
 from gexcore.progress import Progress
 from gexcore.workspace.jobs import (
     _THREAD_VARS,
-    TASKS,
+    JOB_KINDS,
     JobCancelled,
-    Task,
-    TaskContext,
+    JobContext,
+    JobKind,
     acquire_slot,
     default_max_parallel,
     default_threads,
@@ -72,7 +72,7 @@ def run_job(ws: Workspace, run_id: str, *, max_parallel: int | None = None,
                                  pid=os.getpid(), host=socket.gethostname(), only_if=("queued",))
         if not started:
             return ws.run(run_id).status
-        return _run_task(ws, ws.run(run_id), threads or default_threads())
+        return _run(ws, ws.run(run_id), threads or default_threads())
 
 
 @contextmanager
@@ -93,18 +93,18 @@ def _slot(ws: Workspace, run_id: str, max_parallel: int) -> Iterator[IO[str] | N
         slot.close()
 
 
-def _run_task(ws: Workspace, run: RunInfo, threads: int) -> str:
+def _run(ws: Workspace, run: RunInfo, threads: int) -> str:
     report, stop = _ProgressWriter(ws, run.id), _StopFlag(ws, run.id)
     metrics: dict[str, Any] = {}
     logger.info("run %s: %s %s", run.id, run.kind, run.params)
     try:
         _cap_threads(threads)
-        task = _load_task(run)
-        job = task.job_cls(**run.params)
+        job_kind = _load_kind(run)
+        job = job_kind.job_cls(**run.params)          # nested configs: the job rebuilds them
 
         def write(tmp: Path) -> None:
-            ctx = TaskContext(ws, run.id, tmp, report, stop)
-            metrics.update(task.fn(job, ctx) or {})
+            ctx = JobContext(ws, run.id, tmp, report, stop)
+            metrics.update(job_kind.fn(job, ctx) or {})
 
         atomic_write_dir(ws.run_dir(run.id), write)
     except JobCancelled:
@@ -121,13 +121,13 @@ def _run_task(ws: Workspace, run: RunInfo, threads: int) -> str:
     return _finish(ws, run.id, "done", report, metrics=metrics)
 
 
-def _load_task(run: RunInfo) -> Task:
+def _load_kind(run: RunInfo) -> JobKind:
     for module in run.modules:
         importlib.import_module(module)
-    if run.kind not in TASKS:
-        raise GexError(f"no task is registered for job kind {run.kind!r} (imported "
+    if run.kind not in JOB_KINDS:
+        raise GexError(f"job kind {run.kind!r} is not registered (imported "
                        f"{', '.join(run.modules) or 'nothing'}).")
-    return TASKS[run.kind]
+    return JOB_KINDS[run.kind]
 
 
 def _finish(ws: Workspace, run_id: str, status: str, report: _ProgressWriter, *,

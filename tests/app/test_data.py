@@ -90,10 +90,12 @@ def test_save_rejects_time_without_event_and_writes_nothing(open_page, ws):
 
 def test_fill_missing_genes_of_a_panel_opens_the_new_cohort(open_page, ws, tiny_id,
                                                            tiny_cohort):
+    from gexcore.train.config import TrainConfig
     from gexcore.workspace import PretrainJob, submit
     from tests.app.conftest import wait_for_run
 
-    encoder = submit(ws, PretrainJob(cohort=tiny_id, method="vime", epochs=1, name="enc"))
+    encoder = submit(ws, PretrainJob(cohort=tiny_id, method="vime", name="enc",
+                                     train=TrainConfig(epochs=1)))
     assert wait_for_run(ws, encoder).status == "done"
     panel = tiny_cohort[:, 5:].copy()
     panel.uns["validation"] = describe(panel, source="panel.csv", format="table").to_dict()

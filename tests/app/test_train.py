@@ -1,9 +1,12 @@
-"""Train page: a pretraining job submitted from the form runs in a worker; history, errors."""
+"""Train page: a pretraining job submitted from the form runs in a worker; history, errors;
+both forms start at the config dataclasses' defaults."""
 
 from __future__ import annotations
 
 import time
 
+from gexcore.evaluate.config import QUICK_EVAL
+from gexcore.train.config import TrainConfig
 from gexcore.workspace import PretrainJob, submit
 from gexcore.workspace.runs import insert_run, update_run
 from tests.app.conftest import wait_for_run
@@ -27,6 +30,25 @@ def test_form_shows_current_cohort_and_the_demo_run(open_page, tiny_id):
     assert "cancer-type evaluation (shipped with the demo)" in set(evaluations["run"])
 
 
+def test_forms_start_at_the_dataclass_defaults(open_page, tiny_id):
+    """The Train form once started at 10 epochs while TrainConfig said 20, and the evaluate form
+    at 10 pretraining epochs while EvalConfig said 20; both now read the dataclasses."""
+    at = open_page(TRAIN, cohort_id=tiny_id)
+    job, train = PretrainJob(cohort=tiny_id), TrainConfig()
+    assert at.selectbox(key="train_method").value == job.method
+    assert at.selectbox(key="train_preset").value == job.preset
+    assert at.number_input(key="train_epochs").value == train.epochs
+    assert at.number_input(key="train_seed").value == train.seed
+    assert at.number_input(key="train_top_genes").value == job.top_genes
+    key = "train_evaluate"
+    assert at.multiselect(key=f"{key}_methods").value == list(QUICK_EVAL.methods)
+    assert at.multiselect(key=f"{key}_fractions").value == list(QUICK_EVAL.fractions)
+    assert at.number_input(key=f"{key}_seeds").value == QUICK_EVAL.seeds
+    assert at.number_input(key=f"{key}_pretrain_epochs").value == QUICK_EVAL.pretrain_epochs
+    assert at.number_input(key=f"{key}_finetune_epochs").value == QUICK_EVAL.finetune_epochs
+    assert at.checkbox(key=f"{key}_finetune").value == QUICK_EVAL.finetune
+
+
 def test_pretrain_from_the_form_runs_to_done(open_page, ws, tiny_id):
     at = open_page(TRAIN, cohort_id=tiny_id)
     at.selectbox(key="train_method").set_value("scarf")
@@ -36,7 +58,7 @@ def test_pretrain_from_the_form_runs_to_done(open_page, ws, tiny_id):
     assert not at.exception, at.exception
     assert "Started **scarf smoke**" in at.success[0].value
     run = next(r for r in ws.runs(kind="pretrain") if r.name == "scarf smoke")
-    assert run.params["method"] == "scarf" and run.params["epochs"] == 2
+    assert run.params["method"] == "scarf" and run.params["train"]["epochs"] == 2
     assert run.params["cohort"] == tiny_id and run.params["top_genes"] is None
 
     run = wait_for_run(ws, run.id)
@@ -52,8 +74,9 @@ def test_pretrain_from_the_form_runs_to_done(open_page, ws, tiny_id):
 
 def test_running_job_shows_progress_and_can_be_cancelled(open_page, ws, tiny_id):
     at = open_page(TRAIN, cohort_id=tiny_id)
-    run_id = submit(ws, PretrainJob(cohort=tiny_id, method="scarf", epochs=100_000,
-                                    patience=None, batch_size=8, name="long one"))
+    run_id = submit(ws, PretrainJob(cohort=tiny_id, method="scarf", name="long one",
+                                    train=TrainConfig(epochs=100_000, patience=None,
+                                                      batch_size=8)))
     deadline = time.monotonic() + 120
     while ws.run(run_id).progress.get("step", 0) < 20 and time.monotonic() < deadline:
         time.sleep(0.3)                          # the live loss curve needs whole epochs

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from gexcore.workspace import ACTIVE, Workspace, open_workspace
-from gexcore.workspace.jobs import _worker_alive, task_for
+from gexcore.workspace.jobs import _worker_alive, job_kind_of
 from gexcore.workspace.runs import insert_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def tmp_workspace(tmp_path, monkeypatch) -> Workspace:
     """A fresh workspace under its own base dir (so job slots are not shared between tests)."""
-    # Workers import the test task module, so they need the repo root on their path.
+    # Workers import the test job-kind module, so they need the repo root on their path.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO),
                                                                     os.environ.get("PYTHONPATH")])))
     ws = open_workspace(tmp_path / "base", "tester")
@@ -47,7 +48,7 @@ def finished(run) -> bool:
 
 def queue(ws: Workspace, job) -> str:
     """Queue a run without starting a worker, so `run_job` runs it in this process."""
-    task = task_for(job)
-    name = job.describe(ws) if hasattr(job, "describe") else task.kind
+    job_kind = job_kind_of(job)
+    name = job.describe(ws) if hasattr(job, "describe") else job_kind.kind
     with ws.connect() as conn:
-        return insert_run(conn, task.kind, name, {**job.__dict__}, modules=task.modules)
+        return insert_run(conn, job_kind.kind, name, asdict(job), modules=job_kind.modules)

@@ -1,22 +1,37 @@
-"""The evaluate job in a real worker: report folder in the run, metrics in the registry."""
+"""The evaluate job in a real worker: report folder in the run, metrics in the registry; its
+nested EvalConfig survives the registry's JSON."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 
 from gexcore.errors import InputError
+from gexcore.evaluate.config import EvalConfig
 from gexcore.workspace import EvaluateJob, submit
 from gexcore.workspace.demo import ensure_demo
 from gexcore.workspace.evaluate_job import REPORT_DIR
 from tests.workspace.conftest import finished, wait_for
 
 
+def test_evaluate_job_params_round_trip_through_json():
+    job = EvaluateJob("c1", "survival", groups="tertiles",
+                      config=EvalConfig(methods=("vime",), fractions=(1.0, 0.1), top_genes=50))
+    params = json.loads(json.dumps(asdict(job)))
+    assert (params["cohort"], params["task"]) == ("c1", "survival")
+    assert params["config"]["fractions"] == [0.1, 1.0]
+    assert EvaluateJob(**params) == job
+    with pytest.raises(ValueError, match="unknown EvalConfig key"):
+        EvaluateJob("c1", config={"epochs": 3})
+
+
 def test_classification_report_lands_in_the_run(tmp_workspace, tiny_cohort):
     cohort = tmp_workspace.add_cohort(tiny_cohort, "tiny")
-    job = EvaluateJob(cohort, "classification", label="cancer_type", methods=("scarf",),
-                      fractions=(1.0,), seeds=1, pretrain_epochs=1, finetune_epochs=1)
+    job = EvaluateJob(cohort, "classification", label="cancer_type",
+                      config=EvalConfig(methods=("scarf",), fractions=(1.0,), seeds=1,
+                                        pretrain_epochs=1, finetune_epochs=1))
     run = wait_for(tmp_workspace, submit(tmp_workspace, job), finished)
     assert run.status == "done", run.error
     report = tmp_workspace.run_dir(run.id) / REPORT_DIR
@@ -27,8 +42,8 @@ def test_classification_report_lands_in_the_run(tmp_workspace, tiny_cohort):
 
 def test_whole_gene_imputation_report(tmp_workspace, tiny_cohort):
     cohort = tmp_workspace.add_cohort(tiny_cohort, "tiny")
-    job = EvaluateJob(cohort, "imputation", missing="genes", methods=("vime",), seeds=1,
-                      pretrain_epochs=1)
+    job = EvaluateJob(cohort, "imputation", missing="genes",
+                      config=EvalConfig(methods=("vime",), seeds=1, pretrain_epochs=1))
     run = wait_for(tmp_workspace, submit(tmp_workspace, job), finished)
     assert run.status == "done", run.error
     assert run.name == "evaluate imputation of whole genes on tiny"

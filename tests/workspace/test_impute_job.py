@@ -7,6 +7,7 @@ import pytest
 
 from gexcore.data.validate import describe
 from gexcore.errors import InputError
+from gexcore.train.config import TrainConfig
 from gexcore.workspace import ImputeJob, PretrainJob, submit
 from gexcore.workspace.worker import run_job
 from tests.workspace.conftest import queue
@@ -18,8 +19,8 @@ def cohort_id(tmp_workspace, tiny_cohort) -> str:
 
 
 def _pretrain(ws, cohort_id, method: str) -> str:
-    run_id = queue(ws, PretrainJob(cohort=cohort_id, method=method, preset="small", epochs=1,
-                                   device="cpu"))
+    run_id = queue(ws, PretrainJob(cohort=cohort_id, method=method, preset="small",
+                                   train=TrainConfig(epochs=1, device="cpu")))
     assert run_job(ws, run_id, threads=1) == "done"
     return run_id
 

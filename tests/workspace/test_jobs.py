@@ -17,12 +17,12 @@ from gexcore.workspace import (
     acquire_slot,
     cancel,
     recover,
-    register_task,
+    register_job_kind,
     submit,
 )
-from gexcore.workspace.jobs import _worker_alive, task_for
+from gexcore.workspace.jobs import _worker_alive, job_kind_of
 from gexcore.workspace.runs import insert_run, update_run
-from tests.workspace._tasks import SleepJob
+from tests.workspace._sleep_job import SleepJob
 from tests.workspace.conftest import finished, wait_for
 
 
@@ -97,8 +97,10 @@ def test_submit_refuses_bad_settings(tmp_workspace, tiny_cohort):
     cohort_id = tmp_workspace.add_cohort(tiny_cohort, "tiny")
     with pytest.raises(InputError, match="method must be one of"):
         submit(tmp_workspace, PretrainJob(cohort=cohort_id, method="bert"))
-    with pytest.raises(InputError, match="epochs"):
-        submit(tmp_workspace, PretrainJob(cohort=cohort_id, method="scarf", epochs=0))
+    with pytest.raises(InputError, match="preset must be one of"):
+        submit(tmp_workspace, PretrainJob(cohort=cohort_id, method="scarf", preset="huge"))
+    with pytest.raises(ValueError, match="TrainConfig.epochs must be an integer >= 1"):
+        PretrainJob(cohort=cohort_id, method="scarf", train={"epochs": 0})
     assert tmp_workspace.runs() == []
 
 
@@ -121,11 +123,11 @@ def test_recover_fails_runs_whose_worker_is_gone(tmp_workspace):
     assert recover(tmp_workspace) == []
 
 
-def test_register_task_needs_a_dataclass_and_submit_a_registered_job(tmp_workspace):
+def test_register_job_kind_needs_a_dataclass_and_submit_a_registered_job(tmp_workspace):
     with pytest.raises(TypeError, match="must be a dataclass"):
-        register_task("odd", dict, lambda job, ctx: {})
+        register_job_kind("odd", dict, lambda job, ctx: {})
     with pytest.raises(InputError, match="not allowed"):
-        register_task("bad kind", SleepJob, lambda job, ctx: {})
+        register_job_kind("bad kind", SleepJob, lambda job, ctx: {})
 
     @dataclasses.dataclass(frozen=True)
     class Unregistered:
@@ -133,4 +135,4 @@ def test_register_task_needs_a_dataclass_and_submit_a_registered_job(tmp_workspa
 
     with pytest.raises(TypeError, match="not a registered job class"):
         submit(tmp_workspace, Unregistered())
-    assert task_for(SleepJob()).modules == ("tests.workspace._tasks",)
+    assert job_kind_of(SleepJob()).modules == ("tests.workspace._sleep_job",)

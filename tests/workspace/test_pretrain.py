@@ -1,13 +1,17 @@
-"""The built-in jobs, run by real worker processes: pretrain (done, cancelled), embed."""
+"""The built-in jobs, run by real worker processes: pretrain (done, cancelled), embed; the
+pretrain job's nested TrainConfig survives the registry's JSON."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gexcore.models.encoder import Encoder
+from gexcore.train.config import TrainConfig
 from gexcore.workspace import EmbedJob, PretrainJob, cancel, new_encoder, submit
 from gexcore.workspace.worker import run_job
 from tests.workspace.conftest import finished, queue, wait_for
@@ -25,12 +29,21 @@ def test_new_encoder_matches_the_cli_defaults():
     assert new_encoder("vime", preset="small", top_genes=20).normalize.n_top_genes == 20
 
 
+def test_pretrain_job_params_round_trip_through_json():
+    job = PretrainJob(cohort="c1", method="vime", top_genes=0,
+                      train=TrainConfig(epochs=3, patience=None, grad_clip=None, device="cpu"))
+    params = json.loads(json.dumps(asdict(job)))
+    assert params["method"] == "vime" and params["train"]["epochs"] == 3
+    assert PretrainJob(**params) == job
+
+
 def test_pretrain_job_runs_in_a_worker_process(tmp_workspace, cohort_id, tiny_cohort):
-    job = PretrainJob(cohort=cohort_id, method="scarf", preset="small", epochs=2, device="cpu")
+    job = PretrainJob(cohort=cohort_id, method="scarf", preset="small",
+                      train=TrainConfig(epochs=2, device="cpu"))
     run_id = submit(tmp_workspace, job, threads=1)
     run = wait_for(tmp_workspace, run_id, finished)
     assert run.status == "done", f"{run.error}\n{tmp_workspace.read_log(run_id)}"
-    assert run.name == "scarf on tiny" and run.params["epochs"] == 2
+    assert run.name == "scarf on tiny" and run.params["train"]["epochs"] == 2
     assert run.fraction == 1.0 and run.progress["fraction"] == 1.0
     assert run.metrics["epochs"] == 2 and run.metrics["method"] == "scarf"
     assert (run.metrics["n_samples"], run.metrics["n_genes"]) == (60, 40)
@@ -43,8 +56,8 @@ def test_pretrain_job_runs_in_a_worker_process(tmp_workspace, cohort_id, tiny_co
 
 
 def test_cancelled_pretrain_leaves_no_run_folder(tmp_workspace, cohort_id):
-    job = PretrainJob(cohort=cohort_id, method="scarf", preset="small", epochs=100_000,
-                      patience=None, device="cpu")
+    job = PretrainJob(cohort=cohort_id, method="scarf", preset="small",
+                      train=TrainConfig(epochs=100_000, patience=None, device="cpu"))
     run_id = submit(tmp_workspace, job, threads=1)
     run = wait_for(tmp_workspace, run_id, lambda r: r.progress.get("step", 0) > 0 or not r.active)
     assert run.status == "running", run.error
@@ -61,8 +74,8 @@ def test_cancelled_pretrain_leaves_no_run_folder(tmp_workspace, cohort_id):
 
 def test_embed_job_stores_the_embedding_under_the_encoder_run(tmp_workspace, cohort_id,
                                                               tiny_cohort):
-    pretrain = queue(tmp_workspace, PretrainJob(cohort=cohort_id, method="vime",
-                                                 preset="small", epochs=1, device="cpu"))
+    pretrain = queue(tmp_workspace, PretrainJob(cohort=cohort_id, method="vime", preset="small",
+                                                 train=TrainConfig(epochs=1, device="cpu")))
     assert run_job(tmp_workspace, pretrain, threads=1) == "done"
     other = tmp_workspace.add_cohort(tiny_cohort[:25].copy(), "first 25")
     job = EmbedJob(cohort=other, run=pretrain)

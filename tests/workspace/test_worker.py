@@ -8,7 +8,7 @@ import signal
 from gexcore.progress import Progress
 from gexcore.workspace.runs import insert_run
 from gexcore.workspace.worker import _ProgressWriter, run_job
-from tests.workspace._tasks import SleepJob
+from tests.workspace._sleep_job import SleepJob
 from tests.workspace.conftest import queue, wait_for
 
 
@@ -30,7 +30,7 @@ def test_gex_error_fails_with_its_message_and_leaves_nothing(tmp_workspace):
     run_id = queue(tmp_workspace, SleepJob(fail="gex"))
     assert run_job(tmp_workspace, run_id, threads=1) == "failed"
     run = tmp_workspace.run(run_id)
-    assert run.error == "the sleep task was told to fail."
+    assert run.error == "the sleep job was told to fail."
     assert not tmp_workspace.run_dir(run_id).exists() and _no_temp_dirs(tmp_workspace)
 
 
@@ -38,7 +38,7 @@ def test_unexpected_error_fails_with_a_one_line_summary(tmp_workspace):
     run_id = queue(tmp_workspace, SleepJob(fail="crash"))
     assert run_job(tmp_workspace, run_id, threads=1) == "failed"
     error = tmp_workspace.run(run_id).error
-    assert error.startswith("ZeroDivisionError: division by zero (at _tasks.py:")
+    assert error.startswith("ZeroDivisionError: division by zero (at _sleep_job.py:")
     assert "\n" not in error and "log" in error
     assert not tmp_workspace.run_dir(run_id).exists() and _no_temp_dirs(tmp_workspace)
 
@@ -47,10 +47,10 @@ def test_unregistered_kind_fails_clearly(tmp_workspace):
     with tmp_workspace.connect() as conn:
         run_id = insert_run(conn, "mystery", "r", {}, modules=())
     assert run_job(tmp_workspace, run_id, threads=1) == "failed"
-    assert "no task is registered for job kind 'mystery'" in tmp_workspace.run(run_id).error
+    assert "job kind 'mystery' is not registered" in tmp_workspace.run(run_id).error
 
 
-def test_cancel_flag_stops_the_task(tmp_workspace):
+def test_cancel_flag_stops_the_job(tmp_workspace):
     from gexcore.workspace import cancel
 
     run_id = queue(tmp_workspace, SleepJob(steps=1000))

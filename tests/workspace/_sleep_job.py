@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from gexcore.errors import GexError
 from gexcore.progress import Progress
-from gexcore.workspace import JobCancelled, TaskContext, register_task
+from gexcore.workspace import JobCancelled, JobContext, register_job_kind
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class SleepJob:
     name: str = ""
 
 
-def run_sleep(job: SleepJob, ctx: TaskContext) -> dict:
+def run_sleep(job: SleepJob, ctx: JobContext) -> dict:
     for step in range(1, job.steps + 1):
         if ctx.should_stop():
             raise JobCancelled()
@@ -26,10 +26,10 @@ def run_sleep(job: SleepJob, ctx: TaskContext) -> dict:
         ctx.progress(Progress("sleep", step, job.steps))
     (ctx.out_dir / "result.txt").write_text("slept")
     if job.fail == "gex":
-        raise GexError("the sleep task was told to fail.")
+        raise GexError("the sleep job was told to fail.")
     if job.fail == "crash":
         return {"ratio": 1 / 0}
     return {"steps": job.steps}
 
 
-register_task("sleep", SleepJob, run_sleep)
+register_job_kind("sleep", SleepJob, run_sleep)
