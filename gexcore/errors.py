@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "GeneMismatchError", "GexError", "InputError"]
+__all__ = ["CapabilityError", "CheckpointError", "GeneMismatchError", "GexError", "InputError"]
 
 
 class GexError(Exception):
@@ -15,6 +15,11 @@ class InputError(GexError, ValueError):
 
 class GeneMismatchError(InputError):
     """A cohort's genes do not match what a model or normaliser expects."""
+
+
+class CapabilityError(GexError, ValueError):
+    """The model cannot do what was asked (restore values, show attention); the message says
+    which methods can. A ValueError: the wrong run for the request, not a programming error."""
 
 
 class CheckpointError(GexError, OSError):

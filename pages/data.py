@@ -14,7 +14,7 @@ from gexcore import keys
 from gexcore.data import list_demos
 from gexcore.data.upload import read_uploaded
 from gexcore.errors import GexError
-from gexcore.tasks import IMPUTING_METHODS
+from gexcore.models.methods import methods_with
 from gexcore.workspace import ImputeJob, Workspace, submit
 from gexcore.workspace.columns import ColumnMapping, apply_mapping, guess_mapping
 from gexcore.workspace.impute_job import gap
@@ -134,7 +134,7 @@ def fill_genes(ws: Workspace, cohort_id: str, adata: AnnData) -> None:
     """A finished transformer or VIME run fills the genes this cohort lacks (an impute job);
     the result is a new cohort, this one stays as it is."""
     runs = {r.id: r for r in ws.runs(kind="pretrain", status="done")
-            if r.params.get("method") in IMPUTING_METHODS}
+            if r.params.get("method") in methods_with("can_restore")}
     latest = next((r for r in ws.runs(kind="impute") if r.params.get("cohort") == cohort_id),
                   None)
     if latest is not None and latest.active:      # no 2 s fragment on the page otherwise

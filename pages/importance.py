@@ -20,6 +20,7 @@ from gexcore.evaluate.holdout import (
 )
 from gexcore.explain import importance_table
 from gexcore.models.encoder import Encoder
+from gexcore.models.methods import methods_with
 from gexcore.workspace import RunInfo, Workspace
 from gexcore.workspace.maps import stored_attention
 from ui.common import (
@@ -118,9 +119,9 @@ def table_tab(table: pd.DataFrame, column: str, stem: str, key: str) -> None:
 
 
 ws, cohort_id, adata = open_cohort_page("Gene importance")
-# Transformer runs first: only they have attention to show.
+# Runs with attention maps (the transformer's) first: only they have attention to show.
 runs = {r.id: r for r in sorted(encoder_runs(ws, cohort_id),
-                                key=lambda r: method_of(r) != "transformer")}
+                                key=lambda r: method_of(r) not in methods_with("has_attention"))}
 labels = label_columns(adata.obs)
 if not labels:
     st.info("Gene importance is computed per class; this cohort has no label column with 2-50 "
@@ -161,7 +162,7 @@ attention_table = None
 left, right = st.columns(2)
 with left:
     run = runs.get(run_id)
-    if run is None or method_of(run) != "transformer":
+    if run is None or method_of(run) not in methods_with("has_attention"):
         st.info("Attention importance needs a transformer encoder; "
                 + ("none is selected." if run is None else
                    f"{run.name} is an MLP ({method_of(run)}). Integrated gradients go through "

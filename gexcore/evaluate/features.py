@@ -15,7 +15,10 @@ from sklearn.decomposition import PCA
 
 from gexcore.data.normalize import NormalizeConfig, Normalizer
 from gexcore.models.encoder import Encoder
-from gexcore.models.presets import model_config_for
+from gexcore.models.gene_transformer import GeneTransformer
+from gexcore.models.mlp import MLPEncoder
+from gexcore.models.objectives import objective_class
+from gexcore.models.presets import new_encoder
 from gexcore.progress import Progress, ProgressCallback, StopCallback
 from gexcore.train.config import TrainConfig
 
@@ -23,11 +26,9 @@ __all__ = ["RANDOM_MLP", "RANDOM_TRANSFORMER", "FeatureSet", "SplitFeatures", "b
 
 logger = logging.getLogger(__name__)
 
-RANDOM_MLP = "random-init MLP"
-RANDOM_TRANSFORMER = "random-init transformer"
-# With ~256 of 2,000 genes per step the transformer learns only batch effects (issue 3 note);
-# the MLP methods see every gene at no attention cost.
-_TRANSFORMER_TOP_GENES = 500
+RANDOM_INIT = "random-init {}"            # + the body's label: one baseline per encoder network
+RANDOM_MLP = RANDOM_INIT.format(MLPEncoder.label)
+RANDOM_TRANSFORMER = RANDOM_INIT.format(GeneTransformer.label)
 
 
 @dataclass
@@ -66,30 +67,25 @@ def build_features(train: AnnData, test: AnnData, *, methods: tuple[str, ...], s
                         pca=FeatureSet(pca.transform(fill(raw_train)),
                                        pca.transform(fill(raw_test))))
     pool = ad.concat([train, test]) if transductive else train      # what pretraining sees
-    architectures = {"mlp"} if any(m != "transformer" for m in methods) else set()
-    if "transformer" in methods:
-        architectures.add("transformer")
-    for arch in sorted(architectures):
-        enc = _new_encoder("scarf" if arch == "mlp" else "transformer", preset, top_genes)
+    # One untrained baseline per body, built as the first method with that body builds it;
+    # the body comes first from the seed, so which of the MLP methods does not matter.
+    baselines = {}
+    for method in methods:
+        baselines.setdefault(RANDOM_INIT.format(objective_class(method).body_cls.label), method)
+    for name in sorted(baselines):
+        enc = new_encoder(baselines[name], preset=preset, top_genes=top_genes)
         enc.initialize(train, seed=seed)
-        out.encoders[RANDOM_MLP if arch == "mlp" else RANDOM_TRANSFORMER] = _embed(enc, train, test)
+        out.encoders[name] = _embed(enc, train, test)
     for method in methods:
         if should_stop is not None and should_stop():
             break
-        enc = _new_encoder(method, preset, top_genes)
+        enc = new_encoder(method, preset=preset, top_genes=top_genes)
         config = TrainConfig(epochs=pretrain_epochs, seed=seed, log_every=50)
         report = _relabel(progress, f"pretrain {method} (seed {seed})")
         enc.pretrain(pool, config, progress=report, should_stop=should_stop)
         out.encoders[method] = _embed(enc, train, test)
         out.pretrain_seconds[method] = enc.history.seconds
     return out
-
-
-def _new_encoder(method: str, preset: str, top_genes: int | None) -> Encoder:
-    top = top_genes if top_genes is not None else (
-        _TRANSFORMER_TOP_GENES if method == "transformer" else None)
-    return Encoder(method, model_config_for(method, preset),
-                   normalize=NormalizeConfig(n_top_genes=top))
 
 
 def _embed(enc: Encoder, train: AnnData, test: AnnData) -> FeatureSet:

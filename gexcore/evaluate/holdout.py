@@ -177,7 +177,7 @@ def holdout_attributions(adata: AnnData, label: str, *, encoder: Encoder | None 
         rows = rows[keep[rows]][:max_samples]
         if not len(rows):
             raise InputError(f"none of the chosen samples has a value in {label!r}.")
-    if encoder is not None and encoder.method != "transformer":
+    if encoder is not None and encoder.input_gradients:
         scores, genes, method = _encoder_ig(encoder, adata, y, train_rows, rows, steps)
     else:
         scores, genes, method = _expression_ig(adata, y, train_rows, rows)

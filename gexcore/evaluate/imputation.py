@@ -7,13 +7,11 @@ import time
 import pandas as pd
 from anndata import AnnData
 
-from gexcore.data.normalize import NormalizeConfig
 from gexcore.evaluate.protocol import EvalConfig, EvalResult
 from gexcore.evaluate.splits import patient_groups, train_test_split
-from gexcore.models.encoder import Encoder
-from gexcore.models.presets import model_config_for
+from gexcore.models.methods import methods_with
+from gexcore.models.presets import new_encoder
 from gexcore.progress import ProgressCallback, StopCallback
-from gexcore.tasks import IMPUTING_METHODS
 from gexcore.tasks.imputation import Missing
 from gexcore.train.config import TrainConfig
 
@@ -32,7 +30,7 @@ def evaluate_imputation(adata: AnnData, config: EvalConfig | None = None, *,
 
     config = config or EvalConfig()
     top = config.top_genes or _DEFAULT_TOP_GENES
-    methods = [m for m in config.methods if m in IMPUTING_METHODS]
+    methods = [m for m in config.methods if m in methods_with("can_restore")]
     started, frames = time.perf_counter(), []
     for seed in range(config.seeds):
         if should_stop is not None and should_stop():
@@ -41,8 +39,7 @@ def evaluate_imputation(adata: AnnData, config: EvalConfig | None = None, *,
         train, test = adata[split.train].copy(), adata[split.test].copy()
         encoders = {}
         for method in methods:
-            enc = Encoder(method, model_config_for(method, config.preset),
-                          normalize=NormalizeConfig(n_top_genes=top))
+            enc = new_encoder(method, preset=config.preset, top_genes=top)
             enc.pretrain(train, TrainConfig(epochs=config.pretrain_epochs, seed=seed),
                          progress=progress, should_stop=should_stop)
             encoders[method] = enc

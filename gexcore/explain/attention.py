@@ -43,7 +43,7 @@ def attention_importance(encoder: Encoder, adata: AnnData, *, mode: AttentionMod
 
     if mode not in AttentionMode.__args__:
         raise ValueError(f"mode must be one of {AttentionMode.__args__}, not {mode!r}.")
-    model = _transformer(encoder, body)
+    model = _attention_body(encoder, body)
     rows = select_rows(adata.n_obs, samples)
     x, missing = cohort_tensors(adata[rows], encoder.normalizer, min_overlap=min_overlap)
     out = torch.full(x.shape, float("nan"))
@@ -83,18 +83,13 @@ def _chunk_scores(model, x: torch.Tensor, missing: torch.Tensor, mode: str) -> t
     return out.scatter(1, gene_idx, scores)       # pad slots point at unobserved genes: NaN
 
 
-def _transformer(encoder: Encoder, body: torch.nn.Module | None):
-    """`body` or the encoder's GeneTransformer; a ValueError naming the method otherwise."""
-    from gexcore.models.gene_transformer import GeneTransformer
+def _attention_body(encoder: Encoder, body: torch.nn.Module | None):
+    """`body` or the encoder's body, if the method has attention maps; else CapabilityError."""
+    from gexcore.models.methods import require
 
     encoder._check_ready()
-    model = encoder.objective.encoder if body is None else body
-    if not isinstance(model, GeneTransformer):   # the wrong run for this view, not a type bug
-        raise ValueError(
-            "attention importance needs a transformer encoder, but this encoder was "
-            f"pretrained with {encoder.method!r} (an MLP); use integrated gradients "
-            "(gexcore.explain.gene_attributions) instead.")
-    return model
+    require(encoder.method, "has_attention")   # the wrong run for this view, not a type bug
+    return encoder.body if body is None else body
 
 
 def select_rows(n: int, samples=None) -> np.ndarray:

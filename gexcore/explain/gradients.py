@@ -118,13 +118,14 @@ def gene_attributions(encoder: Encoder, head_forward: Callable[[torch.Tensor], t
     Baseline: every gene at 0, its training mean after z-scoring. Unobserved genes are NaN.
     MLP encoders are differentiated directly. The transformer needs continuous value encoding:
     with binned values the output is piecewise constant in each value (bucketize), so IG would
-    miss the jumps and break completeness; it raises ValueError (use attention importance).
+    miss the jumps and break completeness; it raises CapabilityError, a ValueError (use
+    attention importance). The body's `differentiable_inputs` says which.
     """
     from gexcore.models.encoder import cohort_tensors
     from gexcore.models.objectives.base import evaluating
 
     encoder._check_ready()
-    body = encoder.objective.encoder if body is None else body
+    body = encoder.body if body is None else body
     _check_differentiable(encoder, body)
     rows = select_rows(adata.n_obs, samples)
     x, missing = cohort_tensors(adata[rows], encoder.normalizer, min_overlap=min_overlap)
@@ -154,28 +155,21 @@ def _sample_targets(target, n: int) -> np.ndarray | None:
 
 
 def _check_differentiable(encoder: Encoder, body: torch.nn.Module) -> None:
-    from gexcore.models.gene_transformer import GeneTransformer
+    """A body says whether its output is differentiable in the values (the binned one is not)."""
+    from gexcore.errors import CapabilityError
 
-    if (isinstance(body, GeneTransformer)
-            and body.config.value_encoding != "continuous"):
-        raise ValueError(
+    if not body.differentiable_inputs:
+        raise CapabilityError(
             "integrated gradients need a transformer with value_encoding='continuous'; this "
             f"{encoder.method} encoder bins its values, so its output is a step function of "
             "each value. Use attention importance, or pretrain with continuous values.")
 
 
 def _forward(body: torch.nn.Module, head_forward, missing: torch.Tensor):
-    """(A * B, G) -> head outputs; the transformer sees each sample's observed genes only."""
-    from gexcore.models.gene_transformer import GeneTransformer, select_genes
-
-    if not isinstance(body, GeneTransformer):
-        return lambda x: head_forward(body(x))
-    gene_idx, pad = select_genes(~missing)                                   # (B, L)
+    """(A * B, G) -> head outputs, in one pass; each sample reads its observed genes only."""
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        repeats = x.shape[0] // gene_idx.shape[0]        # rows are alpha-major: (A, B) flattened
-        idx, p = gene_idx.repeat(repeats, 1), pad.repeat(repeats, 1)
-        hidden, _ = body(idx, x.gather(1, idx), torch.zeros_like(p), p)
-        return head_forward(body.pool(hidden, p))
+        repeats = x.shape[0] // missing.shape[0]         # rows are alpha-major: (A, B) flattened
+        return head_forward(body.embed_all(x, missing.repeat(repeats, 1), chunk=len(x)))
 
     return forward

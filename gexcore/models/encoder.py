@@ -14,15 +14,9 @@ from anndata import AnnData
 from gexcore.data.normalize import NormalizeConfig, Normalizer
 from gexcore.errors import CheckpointError
 from gexcore.models.checkpoint import load_checkpoint, save_checkpoint
-from gexcore.models.objectives import (
-    METHODS,
-    MODEL_CONFIGS,
-    OBJECTIVE_CONFIGS,
-    Method,
-    build_objective,
-    default_configs,
-)
-from gexcore.models.objectives.base import Objective
+from gexcore.models.methods import require
+from gexcore.models.objectives import Method, objective_class
+from gexcore.models.objectives.base import MarginalFill, Objective
 from gexcore.progress import ProgressCallback, StopCallback
 from gexcore.train.loop import History, TrainConfig, train
 
@@ -40,16 +34,20 @@ def cohort_tensors(adata: AnnData, normalizer: Normalizer, *,
 
 
 class Encoder:
-    """One pretrained encoder: its method, configs, normaliser, gene vocabulary and weights."""
+    """One pretrained encoder: its method, configs, normaliser, gene vocabulary and weights.
+
+    What it can do (`can_restore`, `has_attention`, `input_gradients`) is its method's
+    Objective class's declaration; ask these, not the method name.
+    """
 
     def __init__(self, method: Method = "transformer", model_config=None, objective_config=None,
                  *, normalize: NormalizeConfig | None = None):
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
-        defaults = default_configs(method)
+        self.objective_cls = objective_class(method)     # InputError for an unknown method
         self.method = method
-        self.model_config = model_config if model_config is not None else defaults[0]
-        self.objective_config = objective_config if objective_config is not None else defaults[1]
+        self.model_config = (model_config if model_config is not None
+                             else self.objective_cls.model_config_cls())
+        self.objective_config = (objective_config if objective_config is not None
+                                 else self.objective_cls.config_cls())
         self.normalize = normalize or NormalizeConfig()
         self.normalizer: Normalizer | None = None
         self.objective: Objective | None = None
@@ -64,8 +62,28 @@ class Encoder:
 
     @property
     def dim(self) -> int:
+        return int(self.body.out_dim)
+
+    @property
+    def body(self) -> torch.nn.Module:
+        """The encoder network (an MLPEncoder or GeneTransformer), without pretraining heads."""
         self._check_ready()
-        return int(self.objective.encoder.out_dim)
+        return self.objective.body
+
+    @property
+    def can_restore(self) -> bool:
+        """Whether `restore` predicts hidden values (imputation, filling a cohort)."""
+        return self.objective_cls.can_restore
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether the body gives attention maps (`gexcore.explain.attention_importance`)."""
+        return self.objective_cls.has_attention
+
+    @property
+    def input_gradients(self) -> bool:
+        """Whether integrated gradients through the body's input are defined for the method."""
+        return self.objective_cls.input_gradients
 
     def pretrain(self, adata: AnnData, config: TrainConfig | None = None, *,
                  progress: ProgressCallback | None = None,
@@ -92,19 +110,12 @@ class Encoder:
         self.normalizer = Normalizer(self.normalize).fit(adata)
         x, missing = cohort_tensors(adata, self.normalizer)
         torch.manual_seed(seed)                            # weight init and dropout
-        self.objective = build_objective(self.method, x.shape[1], self.model_config,
-                                         self.objective_config)
-        self._fit_data_dependent_parts(x, missing, seed)
+        self.objective = self.objective_cls.build(x.shape[1], self.model_config,
+                                                  self.objective_config)
+        # Bin edges, a bank of marginal draws, ...: from the training rows only.
+        self.objective.fit_data(x, missing, generator=torch.Generator().manual_seed(seed))
         self.objective.eval()
         return x, missing
-
-    def _fit_data_dependent_parts(self, x: torch.Tensor, missing: torch.Tensor, seed: int) -> None:
-        """Bin edges (transformer) or the marginal bank (MLP methods), from training rows only."""
-        if self.method == "transformer":
-            g = torch.Generator().manual_seed(seed)
-            self.objective.encoder.fit_bins(x, missing, generator=g)
-        else:
-            self.objective.set_bank(x, missing)
 
     @torch.no_grad()
     def embed(self, adata: AnnData, *, batch_size: int = 256, key: str | None = None,
@@ -119,6 +130,20 @@ class Encoder:
         if key is not None:
             adata.obsm[key] = out
         return out
+
+    @torch.no_grad()
+    def restore(self, x: torch.Tensor, missing: torch.Tensor, targets: torch.Tensor, *,
+                fill: MarginalFill | None = None) -> torch.Tensor:
+        """Predicted normalised values at `targets` (B, G), NaN elsewhere, on the model's device.
+
+        `x` (B, G) has missing cells 0, `missing` marks them; target values are never read.
+        CapabilityError for a method without a value decoder (`can_restore` False).
+        """
+        self._check_ready()
+        require(self.method, "can_restore")
+        device = next(self.objective.parameters()).device
+        return self.objective.restore(x.to(device), missing.to(device), targets.to(device),
+                                      fill=fill)
 
     def save(self, path: str | Path) -> Path:
         """Write `model.safetensors`, `config.json`, `metadata.json` atomically."""
@@ -135,11 +160,14 @@ class Encoder:
         ckpt = load_checkpoint(path)
         cfg = ckpt.config
         method = cfg.get("method")
-        if method not in METHODS:
-            raise CheckpointError(f"{path}: unknown method {method!r} in config.json.")
         try:
-            enc = cls(method, MODEL_CONFIGS[method].from_dict(cfg["model_config"]),
-                      OBJECTIVE_CONFIGS[method].from_dict(cfg["objective_config"]),
+            objective_cls = objective_class(method)
+        except ValueError as err:
+            raise CheckpointError(f"{path}: unknown method {method!r} in config.json "
+                                  f"({err}).") from None
+        try:
+            enc = cls(method, objective_cls.model_config_cls.from_dict(cfg["model_config"]),
+                      objective_cls.config_cls.from_dict(cfg["objective_config"]),
                       normalize=NormalizeConfig.from_dict(cfg["normalize"]))
             enc.normalizer = Normalizer.from_dict(cfg["normalizer"])
         except (KeyError, TypeError, ValueError) as err:
@@ -147,8 +175,8 @@ class Encoder:
         if len(enc.normalizer.genes_) != cfg.get("n_genes"):
             raise CheckpointError(f"{path}: vocabulary has {len(enc.normalizer.genes_)} genes but "
                                   f"config.json says {cfg.get('n_genes')}.")
-        enc.objective = build_objective(method, cfg["n_genes"], enc.model_config,
-                                        enc.objective_config)
+        enc.objective = objective_cls.build(cfg["n_genes"], enc.model_config,
+                                            enc.objective_config)
         try:
             enc.objective.load_state_dict(ckpt.tensors, strict=True)
         except RuntimeError as err:

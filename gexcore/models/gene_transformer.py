@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -139,6 +139,8 @@ class _Block(nn.Module):
 class GeneTransformer(nn.Module):
     """(gene, value) tokens -> hidden states, restored values per token, and a pooled embedding."""
 
+    label: ClassVar[str] = "transformer"
+
     def __init__(self, n_genes: int, config: GeneTransformerConfig | None = None):
         super().__init__()
         if n_genes < 1:
@@ -214,10 +216,22 @@ class GeneTransformer(nn.Module):
         pooled = []
         for start in range(0, x.shape[0], chunk):
             xs, ms = x[start:start + chunk], missing[start:start + chunk]
-            gene_idx, pad = select_genes(~ms)
-            hidden, _ = self(gene_idx, xs.gather(1, gene_idx), torch.zeros_like(pad), pad)
-            pooled.append(self.pool(hidden, pad))
+            pooled.append(self._embed_genes(xs, *select_genes(~ms)))
         return torch.cat(pooled) if pooled else x.new_zeros(0, self.out_dim)
+
+    def encode(self, x: torch.Tensor, missing: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, G) -> (B, D) with gradients: in training mode from `genes_per_sample` observed
+        genes drawn per sample (as in pretraining), in eval mode from all of them (`embed_all`)."""
+        if not self.training:
+            return self.embed_all(x, missing)
+        return self._embed_genes(x, *sample_genes(missing, self.config.genes_per_sample,
+                                                  generator))
+
+    @property
+    def differentiable_inputs(self) -> bool:
+        """Binned values make the output a step function of each value: no input gradients."""
+        return self.config.value_encoding == "continuous"
 
     @torch.no_grad()
     def fit_bins(self, x: torch.Tensor, missing: torch.Tensor,
@@ -239,6 +253,12 @@ class GeneTransformer(nn.Module):
         q = torch.linspace(0, 1, self.config.n_bins + 1, device=values.device)[1:-1]
         self.bin_edges.copy_(torch.quantile(values, q).to(self.bin_edges.device))
         return self
+
+    def _embed_genes(self, x: torch.Tensor, gene_idx: torch.Tensor,
+                     pad: torch.Tensor) -> torch.Tensor:
+        """(B, G) values, (B, L) genes to read and padding -> (B, D) pooled, nothing hidden."""
+        hidden, _ = self(gene_idx, x.gather(1, gene_idx), torch.zeros_like(pad), pad)
+        return self.pool(hidden, pad)
 
     def _restore(self, hidden: torch.Tensor, gene_idx: torch.Tensor) -> torch.Tensor:
         """(B, L, D) gene states -> (B, L) values, each read out with its gene's own decoder."""

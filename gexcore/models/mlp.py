@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -32,6 +33,9 @@ class MLPConfig(FromDict):
 class MLPEncoder(nn.Module):
     """(B, G) normalised values, missing cells 0 -> (B, hidden) embedding."""
 
+    label: ClassVar[str] = "MLP"
+    differentiable_inputs: ClassVar[bool] = True      # integrated gradients are defined
+
     def __init__(self, n_genes: int, config: MLPConfig | None = None):
         super().__init__()
         if n_genes < 1:
@@ -49,3 +53,12 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def encode(self, x: torch.Tensor, missing: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, G) -> (B, hidden), in training or eval mode; the MLP reads every cell."""
+        return self(x)
+
+    def embed_all(self, x: torch.Tensor, missing: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+        """(B, G) -> (B, hidden); the gene transformer's signature, one pass for the MLP."""
+        return self(x)

@@ -1,25 +1,24 @@
-"""Model sizes by name: `small` finishes a demo-sized pretraining in about a minute on 2 CPU cores."""
+"""Model sizes by name, and the one way to build an untrained Encoder with a method's defaults.
+
+`small` finishes a demo-sized pretraining in about a minute on 2 CPU cores; each method's sizes
+are declared by its Objective class (`Objective.presets`).
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from gexcore.models.gene_transformer import GeneTransformerConfig
-from gexcore.models.mlp import MLPConfig
+from gexcore.data.normalize import NormalizeConfig
+from gexcore.errors import InputError
+from gexcore.models.encoder import Encoder
+from gexcore.models.methods import METHODS
+from gexcore.models.objectives import objective_class
 
-__all__ = ["PRESETS", "model_config_for"]
+__all__ = ["PRESETS", "model_config_for", "new_encoder"]
 
 Preset = Literal["auto", "small", "base"]
 
-PRESETS = {
-    # `small` is for short CPU runs, where dropout only slows learning. 256 genes per sample:
-    # the demo cohort (3,000 x 2,000) pretrains 5 epochs in about a minute on 2 cores.
-    "transformer": {"small": GeneTransformerConfig(d_model=64, n_heads=4, n_layers=2,
-                                                   dropout=0.0, genes_per_sample=256),
-                    "base": GeneTransformerConfig()},
-    # The MLP of Dradjat et al. is cheap at any size; one configuration serves both.
-    **{m: {"small": MLPConfig(), "base": MLPConfig()} for m in ("scarf", "vime", "byol")},
-}
+PRESETS = {m: objective_class(m).presets() for m in METHODS}     # the built-ins, for tables
 
 
 def model_config_for(method: str, preset: Preset = "auto", *, device: str = "auto"):
@@ -28,4 +27,16 @@ def model_config_for(method: str, preset: Preset = "auto", *, device: str = "aut
         from gexcore.train.device import resolve_device
 
         preset = "base" if resolve_device(device).type == "cuda" else "small"
-    return PRESETS[method][preset]
+    presets = objective_class(method).presets()
+    if preset not in presets:
+        raise InputError(f"preset must be one of auto, {', '.join(presets)}, not {preset!r}.")
+    return presets[preset]
+
+
+def new_encoder(method: str, *, preset: Preset = "auto", top_genes: int | None = None,
+                device: str = "auto") -> Encoder:
+    """An untrained Encoder as `gex pretrain`, the jobs and the evaluations build it: model size
+    by preset (and device), the method's `default_top_genes` unless `top_genes` (0 = all)."""
+    top = top_genes if top_genes is not None else objective_class(method).default_top_genes
+    return Encoder(method, model_config_for(method, preset, device=device),
+                   normalize=NormalizeConfig(n_top_genes=top or None))

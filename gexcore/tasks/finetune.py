@@ -10,8 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from gexcore.models.gene_transformer import GeneTransformer, sample_genes
-
 __all__ = ["HeadNet", "fit_estimator_net", "fit_head_net", "predict_outputs", "to_tensors"]
 
 
@@ -33,13 +31,7 @@ class HeadNet(nn.Module):
 
     def embed(self, x: torch.Tensor, missing: torch.Tensor,
               generator: torch.Generator | None = None) -> torch.Tensor:
-        if not isinstance(self.body, GeneTransformer):
-            return self.body(x)
-        if not self.training:
-            return self.body.embed_all(x, missing)
-        gene_idx, pad = sample_genes(missing, self.body.config.genes_per_sample, generator)
-        hidden, _ = self.body(gene_idx, x.gather(1, gene_idx), torch.zeros_like(pad), pad)
-        return self.body.pool(hidden, pad)
+        return self.body.encode(x, missing, generator)
 
 
 def to_tensors(X: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +80,7 @@ def fit_estimator_net(estimator, out_dim: int, X: np.ndarray,
         raise ValueError(f"{type(estimator).__name__} needs encoder= a pretrained or initialised "
                          "Encoder (Encoder.initialize(adata) for a from-scratch model).")
     X = np.asarray(X, dtype=np.float32)
-    net = fit_head_net(estimator.encoder.objective.encoder, out_dim, X, loss_fn,
+    net = fit_head_net(estimator.encoder.body, out_dim, X, loss_fn,
                        epochs=estimator.epochs, lr=estimator.lr,
                        batch_size=estimator.batch_size, weight_decay=estimator.weight_decay,
                        min_steps=estimator.min_steps, seed=estimator.seed)

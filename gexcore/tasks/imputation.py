@@ -22,12 +22,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from gexcore.data.normalize import Normalizer
 from gexcore.errors import GeneMismatchError
+from gexcore.models.methods import require
+from gexcore.models.objectives.base import MarginalFill
 from gexcore.progress import Progress, ProgressCallback
-from gexcore.tasks import IMPUTING_METHODS
 from gexcore.tasks.metrics import imputation_metrics
 
-__all__ = ["IMPUTING_METHODS", "EncoderImputer", "KNNImputer", "MeanImputer", "imputation_curve",
-           "mask_genes", "mask_mcar", "summarize_curve"]
+__all__ = ["EncoderImputer", "KNNImputer", "MeanImputer", "imputation_curve", "mask_genes",
+           "mask_mcar", "summarize_curve"]
 
 logger = logging.getLogger(__name__)
 
@@ -132,12 +133,12 @@ class KNNImputer(_Imputer):
 class EncoderImputer(_Imputer):
     """A pretrained encoder restores hidden genes, in its own normaliser's space.
 
-    transformer: `MaskedObjective.restore`, hidden genes become mask-token queries over the
-    visible ones. vime: the value decoder reads the corrupted input; hidden (and missing) cells
-    are filled as `fill` says: "mean" puts the training mean (0 after z-scoring, the value that
-    missing cells had in pretraining), "marginal" draws each cell from the same gene in a random
-    training row, as VIME's corruption did, and averages the decoder over `n_draws` draws.
-    Other methods have no decoder and are refused.
+    `Encoder.restore` does the work (the transformer's hidden genes become mask-token queries
+    over the visible ones; VIME's value decoder reads every cell). For a model that reads every
+    cell, hidden (and missing) cells are filled as `fill` says: "mean" puts the training mean
+    (0 after z-scoring, the value that missing cells had in pretraining), "marginal" draws each
+    cell from the same gene in a random training row, as VIME's corruption did, and averages
+    the decoder over `n_draws` draws. Encoders whose method cannot restore are refused.
     """
 
     def __init__(self, encoder, *, fill: VimeFill = "mean", n_draws: int = 8, seed: int = 0,
@@ -149,51 +150,30 @@ class EncoderImputer(_Imputer):
         self.batch_size = batch_size
 
     def fit(self, X: np.ndarray, y=None) -> EncoderImputer:
-        """Check the encoder; keep the training rows as VIME's marginal bank (training only)."""
+        """Check the encoder; keep the training rows as the marginal bank (training only)."""
         X = _as_matrix(X)
-        method = getattr(self.encoder, "method", None)
-        if method not in IMPUTING_METHODS:
-            raise ValueError(f"only transformer and vime encoders can impute; {method!r} has no "
-                             "value decoder.")
+        require(getattr(self.encoder, "method", None), "can_restore")   # CapabilityError
         if self.fill not in VimeFill.__args__:
             raise ValueError(f"fill must be one of {VimeFill.__args__}, not {self.fill!r}.")
         n_genes = len(self.encoder.genes)
         if X.shape[1] != n_genes:
             raise GeneMismatchError(f"the encoder has {n_genes} genes but X has {X.shape[1]}; "
                                     "transform X with encoder.normalizer first.")
-        self.bank_ = X if method == "vime" and self.fill == "marginal" else None
+        self.bank_ = X if self.fill == "marginal" else None
         self.n_features_in_ = n_genes
         return self
 
-    @torch.no_grad()
     def _predict(self, X: np.ndarray, hide: np.ndarray) -> np.ndarray:
-        objective = self.encoder.objective.eval()
-        device = next(objective.parameters()).device
+        bank = None if self.bank_ is None else torch.from_numpy(self.bank_)
         parts = []
         for start in range(0, X.shape[0], self.batch_size):
             rows = slice(start, start + self.batch_size)
-            x = torch.from_numpy(X[rows]).to(device)
-            if self.encoder.method == "transformer":
-                targets = torch.from_numpy(hide[rows]).to(device)
-                pred = objective.restore(torch.nan_to_num(x), torch.isnan(x), targets)
-            else:
-                pred = self._vime_values(objective, x, seed=self.seed + start)
+            x = torch.from_numpy(X[rows])
+            fill = None if bank is None else MarginalFill(bank, self.n_draws, self.seed + start)
+            pred = self.encoder.restore(torch.nan_to_num(x), torch.isnan(x),
+                                        torch.from_numpy(hide[rows]), fill=fill)
             parts.append(pred.float().cpu().numpy())
         return np.concatenate(parts) if parts else np.zeros_like(X)
-
-    def _vime_values(self, objective, x: torch.Tensor, *, seed: int) -> torch.Tensor:
-        """Decoder output for `x` (B, G) with NaN cells filled; averaged over draws if marginal."""
-        blank = torch.isnan(x)
-        if self.bank_ is None:
-            return objective.value_head(objective.encoder(torch.nan_to_num(x)))
-        rng = np.random.default_rng(seed)
-        total = torch.zeros_like(x)
-        for _ in range(self.n_draws):
-            rows = rng.integers(self.bank_.shape[0], size=x.shape)          # (B, G)
-            drawn = torch.from_numpy(np.take_along_axis(self.bank_, rows, 0)).to(x.device)
-            filled = torch.where(blank, torch.nan_to_num(drawn), x)        # missing draw -> 0
-            total += objective.value_head(objective.encoder(filled))
-        return total / self.n_draws
 
 
 def imputation_curve(train: AnnData, test: AnnData, *, encoders: Mapping | None = None,

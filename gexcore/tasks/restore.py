@@ -27,8 +27,8 @@ def impute_cohort(encoder, adata: AnnData, *, min_overlap: float = 0.5) -> AnnDa
     `var["observed"]` says which genes the cohort had, `layers["imputed"]` which cells were
     filled, `uns["imputation"]` how (slot names in `gexcore.keys`). Genes outside the model's
     vocabulary are kept as they are. Raises `GeneMismatchError` when the cohort shares under
-    `min_overlap` of the model's genes, ValueError for an encoder without a value decoder
-    (SCARF, BYOL).
+    `min_overlap` of the model's genes, CapabilityError (a ValueError) for an encoder that
+    cannot restore values (`encoder.can_restore` False: SCARF, BYOL).
     """
     norm = encoder.normalizer
     z = norm.transform(adata, min_overlap=min_overlap).X

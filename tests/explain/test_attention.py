@@ -30,7 +30,7 @@ def _reference_maps(enc: Encoder, x: torch.Tensor, missing: torch.Tensor, i: int
     genes = torch.from_numpy(np.flatnonzero(~missing[i].numpy()))[None]        # (1, L)
     none = torch.zeros_like(genes, dtype=torch.bool)
     with torch.no_grad():
-        maps = enc.objective.encoder.attention_maps(genes, x[i:i + 1].gather(1, genes), none,
+        maps = enc.body.attention_maps(genes, x[i:i + 1].gather(1, genes), none,
                                                     none)
     return maps[:, 0].mean(dim=1).double().numpy(), genes[0].numpy()
 
@@ -111,7 +111,7 @@ def test_rollout_ranks_planted_module_genes_after_fine_tuning():
                                                        ff_mult=2, dropout=0.0))
     x, missing = enc.initialize(adata, seed=0)
     y = torch.from_numpy(adata.obs["cancer_type"].cat.codes.to_numpy().astype(np.int64))
-    body, head = enc.objective.encoder.train(), nn.Linear(32, 4)
+    body, head = enc.body.train(), nn.Linear(32, 4)
     opt = torch.optim.AdamW([*body.parameters(), *head.parameters()], lr=3e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):

@@ -88,7 +88,7 @@ def test_transformer_ig_is_complete_with_continuous_values_and_refused_when_binn
     x, missing = cohort_tensors(tiny_cohort, enc.normalizer)
     assert np.array_equal(np.isnan(attr), missing.numpy())
     with torch.no_grad():
-        body = enc.objective.encoder
+        body = enc.body
         gap = head(body.embed_all(x, missing))[:, 1] - head(body.embed_all(0 * x, missing))[:, 1]
     np.testing.assert_allclose(np.nansum(attr, axis=1), gap.numpy(), rtol=0.05, atol=1e-4)
 
@@ -110,7 +110,7 @@ def planted():
     codes = adata.obs["cancer_type"].cat.codes.to_numpy().astype(np.int64)
     y = torch.from_numpy(codes)
     torch.manual_seed(0)
-    body, head = enc.objective.encoder.train(), nn.Linear(64, 4)
+    body, head = enc.body.train(), nn.Linear(64, 4)
     opt = torch.optim.Adam([*body.parameters(), *head.parameters()], lr=1e-3, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     for _ in range(10):
@@ -148,7 +148,7 @@ def test_gene_attributions_subset_and_nan_on_unmeasured_genes(planted):
     assert attr.shape == (7, len(enc.genes))
     assert np.array_equal(np.isnan(attr), missing.numpy())
     with torch.no_grad():
-        gap = head(enc.objective.encoder(x))[:, 2] - head(enc.objective.encoder(0 * x))[:, 2]
+        gap = head(enc.body(x))[:, 2] - head(enc.body(0 * x))[:, 2]
     np.testing.assert_allclose(np.nansum(attr, axis=1), gap.numpy(), rtol=0.05, atol=1e-3)
     with pytest.raises(ValueError, match="one per selected sample"):
         gene_attributions(enc, head, adata, target=codes, samples=rows)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from gexcore.errors import CapabilityError
 from gexcore.models.gene_transformer import GeneTransformerConfig
 from gexcore.models.mlp import MLPConfig
 from gexcore.models.objectives import (
@@ -20,6 +21,7 @@ from gexcore.models.objectives import (
     build_objective,
     default_configs,
 )
+from gexcore.models.objectives.base import MarginalFill
 from gexcore.models.objectives.byol import byol_tau, ema_update
 from gexcore.models.objectives.masked import masked_mse
 from gexcore.models.objectives.scarf import nt_xent
@@ -181,6 +183,33 @@ def test_restore_predicts_targets_only_and_ignores_their_values():
     assert pred[~targets].isnan().all()
     again = obj.restore(x.masked_fill(targets, 7.0), missing, targets)
     assert torch.allclose(pred[targets], again[targets], atol=1e-6)
+
+
+def test_vime_restore_reads_no_target_and_fills_blank_cells_with_0_or_bank_draws():
+    obj = _build("vime").eval()
+    x, missing = _structured()
+    targets = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) < 0.2
+    blank = missing | targets
+    pred = obj.restore(x, missing, targets)
+    with torch.no_grad():
+        decode = lambda filled: obj.value_head(obj.encoder(filled))[targets]
+        assert pred[~targets].isnan().all()
+        assert torch.allclose(pred[targets], decode(x.masked_fill(blank, 0.0)))
+        assert torch.equal(pred[targets],
+                           obj.restore(x.masked_fill(targets, 9.0), missing, targets)[targets])
+        one_row = MarginalFill(torch.full((1, G), 0.5), n_draws=3)   # every draw is that row
+        assert torch.allclose(obj.restore(x, missing, targets, fill=one_row)[targets],
+                              decode(torch.where(blank, 0.5, x)), atol=1e-6)
+        unmeasured = MarginalFill(torch.full((4, G), float("nan")))     # a NaN draw fills 0
+        assert torch.allclose(obj.restore(x, missing, targets, fill=unmeasured)[targets],
+                              pred[targets], atol=1e-6)
+
+
+def test_methods_without_a_decoder_refuse_to_restore():
+    x, missing = _structured()
+    for method in ("scarf", "byol"):
+        with pytest.raises(CapabilityError, match="does not restore"):
+            _build(method).restore(x, missing, missing)
 
 
 # --- losses against direct formulas -----------------------------------------------------------

@@ -21,12 +21,12 @@ def _inputs(adata, method="scarf", model_config=None):
 
 def test_finetune_learns_the_types_and_keeps_the_encoder(tiny_cohort):
     enc, X, y = _inputs(tiny_cohort)
-    before = {k: v.clone() for k, v in enc.objective.encoder.state_dict().items()}
+    before = {k: v.clone() for k, v in enc.body.state_dict().items()}
     clf = FineTuneClassifier(encoder=enc, epochs=30, seed=0).fit(X, y)
     proba = clf.predict_proba(X)
     assert proba.shape == (len(y), 3) and np.allclose(proba.sum(1), 1, atol=1e-5)
     assert (clf.predict(X) == y).mean() > 0.9            # training fit on separable types
-    after = enc.objective.encoder.state_dict()
+    after = enc.body.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "fine-tuning a copy only"
 
 

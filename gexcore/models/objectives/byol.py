@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +73,9 @@ def _regression(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 class BYOLObjective(BankedObjective):
     """Online encoder + projector + predictor; target encoder + projector follow by EMA."""
+
+    method: ClassVar[str] = "byol"
+    config_cls: ClassVar[type] = BYOLConfig
 
     def __init__(self, encoder: MLPEncoder, config: BYOLConfig | None = None):
         super().__init__(encoder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,9 @@ def _projection_head(in_dim: int, hidden: int, out_dim: int, n_layers: int) -> n
 
 class SCARFObjective(BankedObjective):
     """MLP encoder + projection head trained with NT-Xent between a sample and its corruption."""
+
+    method: ClassVar[str] = "scarf"
+    config_cls: ClassVar[type] = SCARFConfig
 
     def __init__(self, encoder: MLPEncoder, config: SCARFConfig | None = None):
         super().__init__(encoder)
