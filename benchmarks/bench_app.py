@@ -86,15 +86,16 @@ def _big_cohort(base: Path) -> tuple[str, float, float]:
     """
     from gexcore.data.simulate import simulate_cohort
     from gexcore.workspace import open_workspace
-    from gexcore.workspace.maps import RAW, cohort_map
+    from gexcore.explore.features import EXPRESSION
+    from gexcore.explore.maps import cohort_map
 
     ws = open_workspace(base, "default")
     cohort = ws.add_cohort(simulate_cohort(n_samples=10_000, n_genes=500), "10k simulated")
     t0 = time.perf_counter()
-    cohort_map(ws, cohort, RAW)                  # first time: PCA + UMAP, stored
+    cohort_map(ws, cohort, EXPRESSION)           # first time: PCA + UMAP, stored
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    coords = cohort_map(ws, cohort, RAW)         # every rerun after: a load
+    coords = cohort_map(ws, cohort, EXPRESSION)  # every rerun after: a load
     again = time.perf_counter() - t0
     assert coords.shape == (10_000, 2)
     return cohort, first, again

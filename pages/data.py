@@ -161,7 +161,7 @@ def fill_genes(ws: Workspace, cohort_id: str, adata: AnnData) -> None:
             st.caption(f"This cohort has all {g.model_genes:,} genes of that encoder and no "
                        "empty cells among them: nothing to fill.")
             return
-        if g.missing_genes > g.model_genes / 2:
+        if not g.enough_overlap:
             st.warning(f"This cohort has only {g.model_genes - g.missing_genes:,} of the "
                        f"encoder's {g.model_genes:,} genes; filling needs at least half of "
                        "them measured. Pick an encoder pretrained on a similar panel.")

@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pandas as pd
 import streamlit as st
-from pandas.api.types import is_numeric_dtype
 
 from gexcore import keys, viz
+from gexcore.data.rules import has_survival, label_columns
 from gexcore.errors import GexError
-from gexcore.evaluate.crossfit import out_of_fold_classes, out_of_fold_risk
-from gexcore.evaluate.holdout import EXPRESSION, label_columns
+from gexcore.explore.crossfit import out_of_fold_classes, out_of_fold_risk
+from gexcore.explore.features import EXPRESSION, encoder_runs, resolve_features
+from gexcore.explore.maps import (
+    cohort_map,
+    colour_values,
+    gene_colour,
+    gene_symbols,
+    map_table,
+)
 from gexcore.tasks.projection import ProjectionParams
 from gexcore.workspace import EmbedJob, Workspace, submit
-from gexcore.workspace.maps import RAW, cohort_map, map_table
 from ui.common import (
     current_cohort_id,
     current_workspace,
-    encoder_runs,
     is_simulated,
     job_panel,
     load_cohort,
@@ -40,7 +44,7 @@ def predictions(root: str, cohort_id: str, source: str, target: str) -> pd.DataF
     """Cached per (workspace, cohort, map source, target): a rerun never refits."""
     ws = Workspace(root)
     adata = load_cohort(ws, cohort_id)
-    features = EXPRESSION if source == RAW else ws.embedding(cohort_id, source)
+    features = resolve_features(ws, cohort_id, source)
     if target == RISK:
         return out_of_fold_risk(adata, features).to_frame()
     return out_of_fold_classes(adata, features, target)
@@ -49,8 +53,7 @@ def predictions(root: str, cohort_id: str, source: str, target: str) -> pd.DataF
 def prediction_colour(ws: Workspace, adata, cohort_id: str, source: str, cell
                       ) -> tuple[object, str]:
     """Colour by what a model fitted on the other folds predicts for each sample."""
-    survival = keys.OBS_TIME in adata.obs and keys.OBS_EVENT in adata.obs
-    targets = [*label_columns(adata.obs), *([RISK] if survival else [])]
+    targets = [*label_columns(adata.obs), *([RISK] if has_survival(adata.obs) else [])]
     if not targets:
         st.caption("This cohort has no label or survival columns to predict.")
         return None, ""
@@ -70,9 +73,7 @@ def prediction_colour(ws: Workspace, adata, cohort_id: str, source: str, cell
     agree = result["correct"].dropna().astype(bool).mean()
     st.caption(f"{how} Linear probe; **{agree:.0%}** of the labelled samples get their own "
                f"`{target}`. Unlabelled samples are grey.")
-    predicted = result["predicted"]
-    return predicted.astype(object).where(predicted.notna(), np.nan).to_numpy(), \
-        f"predicted {target}"
+    return colour_values(result["predicted"]), f"predicted {target}"
 
 
 def embed_offer(ws: Workspace, cohort_id: str, have: set[str]) -> None:
@@ -131,18 +132,14 @@ def colour_controls(ws: Workspace, adata, cohort_id: str, source: str) -> tuple[
         default = columns.index(keys.OBS_LABEL) if keys.OBS_LABEL in columns else 0
         column = cells[1].selectbox("Column", columns, index=default,
                                     key=f"emb_colour_column_{cohort_id}")
-        values = adata.obs[column]
-        # object values, not a Categorical: viz's hover text cannot fill a Categorical's NaN
-        return (values.to_numpy() if is_numeric_dtype(values) else
-                values.astype(object).to_numpy()), column
+        return colour_values(adata.obs[column]), column
     if mode == "Gene":
-        symbols = (adata.var[keys.VAR_SYMBOL] if keys.VAR_SYMBOL in adata.var
-                   else adata.var_names.to_series())
+        symbols = gene_symbols(adata)
         gene = cells[1].selectbox("Gene", list(adata.var_names), key=f"emb_gene_{cohort_id}",
                                   format_func=lambda g: str(symbols.get(g, g)),
                                   help="Coloured by the expression value as stored (see the "
                                        "Data page for its scale).")
-        return adata.obs_vector(gene), str(symbols.get(gene, gene))
+        return gene_colour(adata, gene)
     if mode == "Prediction":
         return prediction_colour(ws, adata, cohort_id, source, cells[1])
     return None, ""
@@ -166,7 +163,7 @@ adata = load_cohort(ws, cohort_id)
 if is_simulated(adata):
     simulated_banner()
 runs = encoder_runs(ws, cohort_id)
-sources = {r.id: r.name for r in runs} | {RAW: "Expression (no encoder: top 50 PCs)"}
+sources = {r.id: r.name for r in runs} | {EXPRESSION: "Expression (no encoder: top 50 PCs)"}
 st.caption(f"**{info.label}** · {len(runs)} encoder(s) with an embedding of this cohort")
 if not runs:                                   # no encoder map yet: offer one first
     embed_offer(ws, cohort_id, set())

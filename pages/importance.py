@@ -9,26 +9,18 @@ import pandas as pd
 import streamlit as st
 
 from gexcore import viz
+from gexcore.data.rules import label_columns, labelled_rows
 from gexcore.errors import GexError
-from gexcore.evaluate.holdout import (
-    EXPRESSION,
-    AttributionResult,
-    holdout_attributions,
-    label_columns,
-    planted_hits,
-    stratified_subset,
-)
+from gexcore.evaluate.splits import stratified_subset
 from gexcore.explain import importance_table
+from gexcore.explore.features import EXPRESSION, encoder_runs
+from gexcore.explore.holdout import AttributionResult, holdout_attributions
+from gexcore.explore.maps import stored_attention
+from gexcore.explore.planted import planted_hits
 from gexcore.models.encoder import Encoder
 from gexcore.models.methods import methods_with
 from gexcore.workspace import RunInfo, Workspace
-from gexcore.workspace.maps import stored_attention
-from ui.common import (
-    encoder_runs,
-    is_simulated,
-    load_cohort,
-    open_cohort_page,
-)
+from ui.common import is_simulated, load_cohort, open_cohort_page
 
 ALL = "All classes"
 MODES = {"rollout": "Attention rollout (all layers)", "cls": "CLS attention (last layer)"}
@@ -135,8 +127,7 @@ picked = cells[0].selectbox("Encoder", [*runs, EXPRESSION], key=f"imp_run_{cohor
 run_id = None if picked == EXPRESSION else picked
 label = cells[1].selectbox("Label column", labels, key=f"imp_label_{cohort_id}")
 values = adata.obs[label]
-labelled = values.notna().to_numpy() & values.isin(
-    values.value_counts()[lambda c: c >= 2].index).to_numpy()
+labelled, _ = labelled_rows(adata.obs, label)
 cells = st.columns([3, 2, 2])
 which = cells[0].radio("Samples", [SUBSET, CHOSEN], horizontal=True, key="imp_which",
                        help="A class-stratified subset gives per-class importance; chosen "

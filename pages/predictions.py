@@ -4,32 +4,25 @@ finished "evaluate" jobs (label-fraction curves against baselines), with a form 
 
 from __future__ import annotations
 
-import json
-
-import pandas as pd
 import streamlit as st
 
 from gexcore import viz
+from gexcore.data.rules import label_columns
 from gexcore.errors import GexError
-from gexcore.evaluate.holdout import EXPRESSION, ProbeResult, holdout_probe, label_columns
+from gexcore.explore.features import feature_sources, resolve_features
+from gexcore.explore.holdout import ProbeResult, holdout_probe
+from gexcore.explore.reports import REPORT_FILES, load_report, report_runs
 from gexcore.workspace import RunInfo, Workspace
-from gexcore.workspace.evaluate_job import REPORT_DIR
+from ui.common import load_cohort, open_cohort_page, source_name, source_note
 from ui.evaluate_form import evaluate_form
-from ui.common import (
-    feature_sources,
-    load_cohort,
-    open_cohort_page,
-    source_name,
-    source_note,
-)
 
 
 @st.cache_data(show_spinner="Fitting a linear probe on the training samples...", max_entries=32)
 def probe(root: str, cohort_id: str, source: str, label: str, seed: int) -> ProbeResult:
     """Cached per (workspace, cohort, features, label, seed): a rerun never refits."""
     ws = Workspace(root)
-    features = EXPRESSION if source == EXPRESSION else ws.embedding(cohort_id, source)
-    return holdout_probe(load_cohort(ws, cohort_id), features, label, seed=seed)
+    return holdout_probe(load_cohort(ws, cohort_id), resolve_features(ws, cohort_id, source),
+                         label, seed=seed)
 
 
 def show_probe(result: ProbeResult) -> None:
@@ -66,51 +59,39 @@ def show_probe(result: ProbeResult) -> None:
                        icon=":material/download:")
 
 
-def report_runs(ws: Workspace, cohort_id: str) -> list[RunInfo]:
-    return [r for r in ws.runs(kind="evaluate", status="done")
-            if r.params.get("cohort") == cohort_id]
-
-
 def evaluation_report(ws: Workspace, run: RunInfo) -> None:
     """Curves against baselines, report tables, stored confusion matrices, downloads."""
-    folder = ws.run_dir(run.id) / REPORT_DIR
-    if not (folder / "results.json").exists():
-        st.warning(f"{run.name} has no report folder; run the evaluation again.")
+    try:
+        report = load_report(ws, run)
+    except GexError as err:
+        st.warning(str(err))
         return
-    results = json.loads((folder / "results.json").read_text())
-    task, summary = results["task"], results.get("summary", {})
-    if summary:
-        metric = st.radio("Metric", list(summary), horizontal=True, key=f"report_metric_{run.id}")
-        curves = pd.DataFrame(summary[metric])
-        curves["method"] = (curves["model"] + " (" + curves["regime"] + ")"
-                            if "regime" in curves else curves["model"])
-        fig = viz.label_fraction_curves(curves, metric=metric, title=f"{metric} on held-out "
-                                        "samples (mean ± sd over seeds)")
-        if task == "imputation":
+    if report.metrics:
+        metric = st.radio("Metric", report.metrics, horizontal=True,
+                          key=f"report_metric_{run.id}")
+        fig = viz.label_fraction_curves(report.curves(metric), metric=metric,
+                                        title=f"{metric} on held-out samples (mean ± sd over "
+                                              "seeds)")
+        if report.task == "imputation":
             fig.update_xaxes(title="missing rate")
         st.plotly_chart(fig, key=f"report_curves_{run.id}", theme=None)
     with st.expander("Report tables", expanded=False):
-        st.markdown((folder / "report.md").read_text())
-    extras = results.get("extras", {})
-    if task == "classification" and extras:
-        model = st.selectbox("Confusion matrix of", list(extras), key=f"report_cm_{run.id}")
-        st.plotly_chart(viz.confusion_heatmap(extras[model]["confusion"],
-                                              extras[model]["classes"],
+        st.markdown(report.markdown())
+    if report.task == "classification" and report.extras:
+        model = st.selectbox("Confusion matrix of", list(report.extras),
+                             key=f"report_cm_{run.id}")
+        st.plotly_chart(viz.confusion_heatmap(report.extras[model]["confusion"],
+                                              report.extras[model]["classes"],
                                               title=f"{model} (seed 0, all labels)"),
                         key=f"report_confusion_{run.id}", theme=None)
-    elif task == "survival" and extras:
-        st.dataframe(pd.DataFrame([{"model": name, "log-rank p": e.get("logrank_p"),
-                                    "HR high vs low": (e.get("hazard_ratios") or [{}])[-1]
-                                    .get("hr")} for name, e in extras.items()]),
-                     hide_index=True, key=f"report_km_{run.id}")
-    cells = st.columns(3)
-    for cell, name, mime in ((cells[0], "results.json", "application/json"),
-                             (cells[1], "predictions.csv", "text/csv"),
-                             (cells[2], "report.md", "text/markdown")):
-        if (folder / name).exists():
-            cell.download_button(name, (folder / name).read_bytes(), file_name=name, mime=mime,
-                                 on_click="ignore", key=f"dl_{name}_{run.id}",
-                                 icon=":material/download:")
+    elif report.task == "survival" and report.extras:
+        st.dataframe(report.survival_table(), hide_index=True, key=f"report_km_{run.id}")
+    files = report.files()
+    for cell, name in zip(st.columns(len(REPORT_FILES)), REPORT_FILES):
+        if name in files:
+            cell.download_button(name, files[name].read_bytes(), file_name=name,
+                                 mime=REPORT_FILES[name], on_click="ignore",
+                                 key=f"dl_{name}_{run.id}", icon=":material/download:")
 
 
 ws, cohort_id, adata = open_cohort_page("Predictions")

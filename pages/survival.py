@@ -7,21 +7,17 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from gexcore import keys, viz
+from gexcore import viz
+from gexcore.data.rules import survival_columns, time_unit
 from gexcore.errors import GexError
-from gexcore.evaluate.holdout import EXPRESSION, RiskResult, holdout_risk, survival_columns
+from gexcore.explore.features import feature_sources, resolve_features
+from gexcore.explore.holdout import RiskResult, holdout_risk, mixed_types
 from gexcore.workspace import Workspace
-from ui.common import (
-    feature_sources,
-    load_cohort,
-    open_cohort_page,
-    source_name,
-)
+from ui.common import load_cohort, open_cohort_page, source_name
 
 SCHEMES = {"median": "Median (2 groups)", "tertiles": "Tertiles (3)",
            "quartiles": "Quartiles (4)", "custom": "Custom cut"}
 CUT_CHOICES = tuple(round(q, 2) for q in np.arange(0.05, 0.96, 0.05))
-TYPE_COLUMNS = ("cancer_type", keys.OBS_LABEL)      # where a mixed-type warning looks
 ALL_TYPES = "All types"
 
 
@@ -30,13 +26,8 @@ def risk(root: str, cohort_id: str, source: str, time: str, event: str, seed: in
          subset: tuple[str, str] | None = None) -> RiskResult:
     """Cached per setting; `subset` = (column, value) refits on those samples only."""
     ws = Workspace(root)
-    adata = load_cohort(ws, cohort_id)
-    features = EXPRESSION if source == EXPRESSION else ws.embedding(cohort_id, source)
-    if subset is not None:
-        rows = (adata.obs[subset[0]].astype(str) == subset[1]).to_numpy()
-        adata = adata[rows]
-        features = features[rows] if isinstance(features, np.ndarray) else features
-    return holdout_risk(adata, features, time=time, event=event, seed=seed)
+    return holdout_risk(load_cohort(ws, cohort_id), resolve_features(ws, cohort_id, source),
+                        time=time, event=event, seed=seed, within=subset)
 
 
 def controls(adata, runs: dict, cohort_id: str):
@@ -73,15 +64,11 @@ def scheme_controls() -> tuple[str, tuple[float, ...] | None]:
 
 def type_filter(adata, result: RiskResult, cohort_id: str) -> tuple[str, str] | None:
     """Warn when held-out groups mix cancer types; offer to refit on one type."""
-    column = next((c for c in TYPE_COLUMNS if c in adata.obs), None)
-    if column is None:
+    if (mixed := mixed_types(adata, result)) is None:
         return None
-    types = adata.obs.loc[result.test.index, column].astype(str)
-    if types.nunique() < 2:
-        return None
-    counts = types.value_counts()                   # held-out samples per type
+    column, counts = mixed                          # held-out samples per type
     options = [ALL_TYPES, *counts.index]
-    st.warning(f"The held-out samples span {types.nunique()} values of `{column}`. Baseline "
+    st.warning(f"The held-out samples span {len(counts)} values of `{column}`. Baseline "
                "survival differs by type, so a risk score that only recognises the type can "
                "separate these curves; restrict to one type to see risk within a type.",
                icon=":material/warning:")
@@ -113,7 +100,7 @@ def show_result(result: RiskResult, scheme: str, cuts, unit: str, title: str) ->
                f"training samples; curves show the {len(result.test):,} held-out samples. "
                f"Cuts at quantiles of the training risks ({cut_text}), split by "
                f"{result.grouped_by}. C-index 0.5 = random ranking.")
-    table = result.test.assign(group=np.asarray(groups.names_)[assigned])
+    table = result.group_table(scheme, cuts)
     st.download_button("Held-out risks and groups (CSV)", table.to_csv().encode(),
                        file_name="risk_groups.csv", mime="text/csv", on_click="ignore",
                        icon=":material/download:")
@@ -122,14 +109,9 @@ def show_result(result: RiskResult, scheme: str, cuts, unit: str, title: str) ->
 ws, cohort_id, adata = open_cohort_page("Survival")
 runs = feature_sources(ws, cohort_id)
 source, time_column, event_column, seed = controls(adata, runs, cohort_id)
-survival = adata.uns.get(keys.UNS_SURVIVAL, {})
-# obs['time'] is the endpoint the Data page mapped from uns['survival']['time_column']
-same = time_column in (keys.OBS_TIME, survival.get("time_column"))
-unit = str(survival.get("time_unit", "")) if same else ""
-unit = "" if unit == "unknown" else unit
+unit, endpoint = time_unit(adata.uns, time_column)
 if unit:
-    st.caption(f"Time unit: **{unit}**" + (f" · endpoint: {survival['endpoint']}"
-                                           if survival.get("endpoint") else ""))
+    st.caption(f"Time unit: **{unit}**" + (f" · endpoint: {endpoint}" if endpoint else ""))
 scheme, cuts = scheme_controls()
 try:
     result = risk(str(ws.root), cohort_id, source, time_column, event_column, seed)

@@ -13,8 +13,8 @@ from gexcore.train.config import TrainConfig
 from gexcore.workspace import PretrainJob, RunInfo, Workspace, cancel, submit
 from gexcore.workspace.losslog import loss_history
 from gexcore.workspace.pretrain import DEFAULT_TOP_GENES
-from ui.evaluate_form import evaluate_form
 from ui.common import current_cohort_id, current_workspace, duration, job_panel, runs_frame
+from ui.evaluate_form import evaluate_form
 
 METHODS = {
     "transformer": "Masked-expression transformer",

@@ -15,7 +15,7 @@ from anndata import AnnData
 
 from gexcore import keys
 from gexcore.data import ValidationReport, load_demo
-from gexcore.evaluate.holdout import EXPRESSION
+from gexcore.explore.features import EXPRESSION_TOP_GENES
 from gexcore.workspace import RunInfo, Workspace, open_workspace, recover
 from gexcore.workspace.demo import ensure_demo
 
@@ -82,12 +82,6 @@ def cohort_picker(ws: Workspace) -> None:
                                                 f"{cohorts[i].n_vars:,})")
     if st.query_params.get("cohort") != chosen:
         st.query_params["cohort"] = chosen
-
-
-def encoder_runs(ws: Workspace, cohort_id: str) -> list[RunInfo]:
-    """Finished pretrain runs that have an embedding of `cohort_id`, newest first."""
-    return [r for r in ws.runs(kind="pretrain", status="done")
-            if ws.embedding(cohort_id, r.id) is not None]
 
 
 @st.fragment(run_every=2)
@@ -239,12 +233,7 @@ def selected_rows(event) -> list[int]:
     return sorted(rows)
 
 
-# -- features for the prediction pages ---------------------------------------------------
-def feature_sources(ws: Workspace, cohort_id: str) -> dict[str, RunInfo | None]:
-    """Encoder runs with an embedding of this cohort (newest first), then expression."""
-    return {r.id: r for r in encoder_runs(ws, cohort_id)} | {EXPRESSION: None}
-
-
+# -- feature sources (gexcore.explore.features) as the prediction pages show them ----------
 def source_name(runs: dict[str, RunInfo | None], source: str) -> str:
     run = runs[source]
     return "Expression (no encoder)" if run is None else f"{run.name} · embedding"
@@ -252,8 +241,8 @@ def source_name(runs: dict[str, RunInfo | None], source: str) -> str:
 
 def source_note(run: RunInfo | None, cohort_id: str) -> str:
     if run is None:
-        return ("Features: normalised expression (top 2,000 variable genes), normaliser "
-                "fitted on the training samples only.")
+        return (f"Features: normalised expression (top {EXPRESSION_TOP_GENES:,} variable genes), "
+                "normaliser fitted on the training samples only.")
     seen = ("pretrained on this cohort without labels, test samples included (transductive)"
             if run.params.get("cohort") == cohort_id else "pretrained on another cohort")
     return f"Features: the embedding of **{run.name}**, {seen}; labels never reach it."

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from gexcore.errors import GexError
 from gexcore.data.rules import label_columns
+from gexcore.errors import GexError
 from gexcore.evaluate.config import ALL_FRACTIONS, QUICK_EVAL
 from gexcore.workspace import EvaluateJob, RunInfo, Workspace, cancel, submit
 from ui.common import current_workspace, job_panel, load_cohort

@@ -10,7 +10,12 @@ import pandas as pd
 from gexcore import keys
 from gexcore.errors import GeneMismatchError
 
-__all__ = ["align_to_genes", "harmonize_genes", "looks_like_ensembl", "strip_ensembl_version"]
+__all__ = ["MIN_GENE_OVERLAP", "align_to_genes", "harmonize_genes", "looks_like_ensembl",
+           "strip_ensembl_version"]
+
+# A model applied to a cohort needs at least this share of its genes measured there: below it,
+# embeddings and filled values come mostly from the missing-gene token, not from data.
+MIN_GENE_OVERLAP = 0.5
 
 _ENSEMBL = r"^(ENS[A-Z]*[GTP]\d{11})(?:\.\d+)?(_PAR_Y)?$"
 

@@ -208,6 +208,7 @@ def _attach_clinical(adata: AnnData, path: Path, *, sample_column: str | None) -
 def _attach_survival(adata: AnnData, *, time_column: str | None, event_column: str | None,
                      source: str) -> None:
     """Turn the detected (or named) survival columns into float `obs['time']`, `obs['event']`."""
+    from gexcore.data.rules import survival_info
     from gexcore.data.survival import detect_survival, survival_arrays
 
     frame = adata.obs.astype(object)            # categories back to plain values for parsing
@@ -218,9 +219,8 @@ def _attach_survival(adata: AnnData, *, time_column: str | None, event_column: s
     time, event = survival_arrays(frame, cols)
     adata.obs[keys.OBS_TIME] = np.asarray(time, dtype=np.float32)
     adata.obs[keys.OBS_EVENT] = np.asarray(event, dtype=np.float32)
-    info = {"time_column": cols.time_column, "event_column": cols.event_column,
-            "time_unit": cols.time_unit, "endpoint": str(cols.endpoint),
-            "n_with_time": int(np.isfinite(time).sum()), "n_events": int(np.nansum(event))}
+    info = survival_info(cols.time_column, cols.event_column, cols.time_unit, cols.endpoint,
+                         time, event)
     adata.uns[keys.UNS_SURVIVAL] = info
     adata.uns["_report"].survival = info
 

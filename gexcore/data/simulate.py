@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from gexcore import keys
+from gexcore.data.rules import survival_info
 
 __all__ = ["NORMAL_LABEL", "TYPE_CODES", "SimulationConfig", "simulate_cohort"]
 
@@ -300,8 +301,8 @@ def _assemble(config: SimulationConfig, X: np.ndarray, samples: dict, modules: d
     adata.uns[keys.UNS_PROVENANCE] = {
         "source": "simulated", "simulated": True,
         "label": "Simulated pan-cancer cohort (simulated data)", "config": asdict(config)}
-    adata.uns[keys.UNS_SURVIVAL] = {"time_column": keys.OBS_TIME, "event_column": keys.OBS_EVENT,
-                                    "time_unit": "months", "endpoint": "OS (simulated)"}
+    adata.uns[keys.UNS_SURVIVAL] = survival_info(keys.OBS_TIME, keys.OBS_EVENT, "months",
+                                                 "OS (simulated)", surv_time, event)
     return adata
 
 

@@ -1,7 +1,7 @@
 """Leakage-safe evaluation: splits, label-fraction protocol, baselines and reports.
 
-The names below load their submodule on first use, so the dashboard's light helpers
-(`gexcore.evaluate.holdout`, `splits`, `crossfit`) import without torch.
+The names below load their submodule on first use, so light helpers (`gexcore.evaluate.splits`)
+import without torch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ __all__ = [
     "write_report",
 ]
 
-_HOMES = {"ClassificationTask": "tasks", "EvalConfig": "protocol", "EvalResult": "protocol",
+_HOMES = {"ClassificationTask": "tasks", "EvalConfig": "config", "EvalResult": "protocol",
           "SurvivalTask": "tasks", "evaluate_cohort": "protocol", "run_evaluation": "run",
           "write_report": "report"}
 

@@ -10,7 +10,7 @@ from gexcore import keys
 from gexcore.data.clinical import patient_ids
 from gexcore.errors import InputError
 
-__all__ = ["Split", "nested_fractions", "patient_groups", "train_test_split"]
+__all__ = ["Split", "nested_fractions", "patient_groups", "stratified_subset", "train_test_split"]
 
 
 class Split:
@@ -88,3 +88,18 @@ def nested_fractions(labels: np.ndarray, fractions: tuple[float, ...], *,
 
 def _codes(values: np.ndarray) -> np.ndarray:
     return pd.factorize(pd.Series(np.asarray(values)).astype(str))[0]
+
+
+def stratified_subset(labels, n: int, *, seed: int = 0) -> np.ndarray:
+    """Sorted positions of at most `n` items, about equally many per class (all of a small one)."""
+    codes = pd.factorize(pd.Series(np.asarray(labels, dtype=object)).astype(str))[0]
+    if len(codes) <= n:
+        return np.arange(len(codes))
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(np.flatnonzero(codes == c)) for c in np.unique(codes)]
+    take, budget = {}, n
+    for i, order in sorted(enumerate(orders), key=lambda io: len(io[1])):   # small classes first
+        share = budget // (len(orders) - len(take))
+        take[i] = order[:share]
+        budget -= len(take[i])
+    return np.sort(np.concatenate(list(take.values())))

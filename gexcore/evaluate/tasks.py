@@ -6,18 +6,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from gexcore.errors import InputError
+from gexcore.data.rules import MIN_CLASS_SIZE, check_columns, labelled_rows, survival_rows
 
 __all__ = ["ClassificationTask", "SurvivalTask"]
-
-
-def _check_columns(adata: AnnData, columns: dict[str, str | None]) -> None:
-    """Every named obs column must exist; the error lists the columns there are."""
-    for role, column in columns.items():
-        if column is not None and column not in adata.obs:
-            there = ", ".join(map(str, adata.obs.columns)) or "(none: no clinical table joined)"
-            raise InputError(f"{role} column {column!r} is not in the clinical data; "
-                             f"columns are: {there}.")
 
 
 class ClassificationTask:
@@ -25,20 +16,15 @@ class ClassificationTask:
 
     name = "classification"
 
-    def __init__(self, label: str, *, min_class_size: int = 2):
+    def __init__(self, label: str, *, min_class_size: int = MIN_CLASS_SIZE):
         self.label, self.min_class_size = label, min_class_size
 
     def check(self, adata: AnnData) -> None:
-        _check_columns(adata, {"label": self.label})
+        check_columns(adata.obs, {"label": self.label})
 
     def labelled(self, adata: AnnData) -> AnnData:
         """Rows with a label, in classes with at least `min_class_size` samples."""
-        y = adata.obs[self.label]
-        counts = y.value_counts()
-        keep = y.notna().to_numpy() & y.isin(counts[counts >= self.min_class_size].index).to_numpy()
-        if len(counts[counts >= self.min_class_size]) < 2:
-            raise InputError(f"label column {self.label!r} needs at least two classes with "
-                             f"{self.min_class_size}+ samples; it has {counts.to_dict()}.")
+        keep, _ = labelled_rows(adata.obs, self.label, min_class_size=self.min_class_size)
         return adata[keep].copy()
 
     def strata(self, adata: AnnData) -> np.ndarray:
@@ -90,21 +76,14 @@ class SurvivalTask:
         self.groups, self.time_unit = groups, time_unit
 
     def check(self, adata: AnnData) -> None:
-        _check_columns(adata, {"time": self.time, "event": self.event})
+        check_columns(adata.obs, {"time": self.time, "event": self.event})
 
     def labelled(self, adata: AnnData) -> AnnData:
         """Rows with a positive time and a 0/1 event; refuses a cohort without events."""
-        t = pd.to_numeric(adata.obs[self.time], errors="coerce")
-        event = adata.obs[self.event]
-        e = pd.to_numeric(event.astype(int) if event.dtype == bool else event, errors="coerce")
-        keep = (t.notna() & (t > 0) & e.isin([0, 1])).to_numpy()
-        if keep.sum() < 10 or e[keep].sum() < 2:
-            raise InputError(f"survival needs at least 10 samples with time > 0 in "
-                             f"{self.time!r} and 2 events in {self.event!r} (0/1); found "
-                             f"{int(keep.sum())} samples and {int(e[keep].sum())} events.")
+        keep, t, e = survival_rows(adata.obs, self.time, self.event)
         out = adata[keep].copy()
-        out.obs[self.time] = t[keep].astype(float).to_numpy()
-        out.obs[self.event] = e[keep].astype(int).to_numpy()
+        out.obs[self.time] = t[keep]
+        out.obs[self.event] = e[keep]
         return out
 
     def arrays(self, adata: AnnData) -> tuple[np.ndarray, np.ndarray]:
@@ -133,15 +112,10 @@ class SurvivalTask:
 
     def score(self, model, X_test: np.ndarray, train: AnnData,
               test: AnnData) -> tuple[dict, pd.DataFrame]:
-        from gexcore.tasks.metrics import harrell_c, uno_c
+        from gexcore.tasks.metrics import survival_scores
         risk = model.predict_risk(X_test)
         time, event = self.arrays(test)
-        train_time, train_event = self.arrays(train)
-        # Uno's weights 1/G(t)^2 explode where few training samples remain at risk; truncating
-        # at the 80th percentile of training follow-up keeps small test sets from swinging.
-        tau = float(np.quantile(train_time, 0.8))
-        scores = {"c_harrell": harrell_c(time, event, risk),
-                  "c_uno": uno_c(time, event, risk, train_time, train_event, tau=tau)}
+        scores = survival_scores(time, event, risk, *self.arrays(train))
         pred = pd.DataFrame({"sample": test.obs_names.to_numpy(), "time": time,
                              "event": event, "risk": risk})
         return scores, pred

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gexcore.data.genes import MIN_GENE_OVERLAP
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -25,7 +27,7 @@ _MAX_ATTENTION_CELLS = 2**27      # floats held by one chunk's attention maps (5
 
 def attention_importance(encoder: Encoder, adata: AnnData, *, mode: AttentionMode = "cls",
                          samples=None, body: torch.nn.Module | None = None,
-                         batch_size: int = 32, min_overlap: float = 0.5) -> np.ndarray:
+                         batch_size: int = 32, min_overlap: float = MIN_GENE_OVERLAP) -> np.ndarray:
     """(n_samples, n_genes) attention each gene receives, over the encoder's gene vocabulary.
 
     Every observed gene of a sample is a token (as in `embed_all`); unobserved genes are NaN.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from gexcore.data.genes import MIN_GENE_OVERLAP
 from gexcore.explain.attention import select_rows
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def linear_head(coef, intercept=None) -> Callable[[torch.Tensor], torch.Tensor]:
 def gene_attributions(encoder: Encoder, head_forward: Callable[[torch.Tensor], torch.Tensor],
                       adata: AnnData, *, target: int | np.ndarray | None, samples=None,
                       body: torch.nn.Module | None = None, steps: int = 32,
-                      batch_size: int = 256, min_overlap: float = 0.5) -> np.ndarray:
+                      batch_size: int = 256, min_overlap: float = MIN_GENE_OVERLAP) -> np.ndarray:
     """(n_samples, n_genes) IG of `head_forward(body(x))` w.r.t. the normalised gene values.
 
     `target`: one output column, or one per selected sample; None for a scalar head (risk).

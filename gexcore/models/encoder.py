@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from anndata import AnnData
 
+from gexcore.data.genes import MIN_GENE_OVERLAP
 from gexcore.data.normalize import NormalizeConfig, Normalizer
 from gexcore.errors import CheckpointError
 from gexcore.models.checkpoint import load_checkpoint, save_checkpoint
@@ -119,7 +120,7 @@ class Encoder:
 
     @torch.no_grad()
     def embed(self, adata: AnnData, *, batch_size: int = 256, key: str | None = None,
-              min_overlap: float = 0.5) -> np.ndarray:
+              min_overlap: float = MIN_GENE_OVERLAP) -> np.ndarray:
         """(n_samples, dim) float32 embedding; with `key`, also stored in `adata.obsm[key]`."""
         self._check_ready()
         x, missing = cohort_tensors(adata, self.normalizer, min_overlap=min_overlap)

@@ -14,13 +14,15 @@ import pandas as pd
 from anndata import AnnData
 
 from gexcore import keys
+from gexcore.data.genes import MIN_GENE_OVERLAP
 from gexcore.data.validate import summarize_values
 from gexcore.tasks.imputation import EncoderImputer
 
 __all__ = ["impute_cohort"]
 
 
-def impute_cohort(encoder, adata: AnnData, *, min_overlap: float = 0.5) -> AnnData:
+def impute_cohort(encoder, adata: AnnData, *,
+                  min_overlap: float = MIN_GENE_OVERLAP) -> AnnData:
     """`adata` plus the model's genes it lacked, every missing cell of those genes filled.
 
     Returns a new AnnData: the cohort's genes first (in order), then the added ones;

@@ -14,6 +14,7 @@ import pandas as pd
 from anndata import AnnData
 
 from gexcore import keys
+from gexcore.data.rules import has_survival, is_label_column
 from gexcore.errors import InputError
 
 __all__ = ["OBS_BATCH", "ROLES", "ColumnMapping", "apply_mapping", "guess_mapping"]
@@ -30,7 +31,6 @@ _HINTS = {
     "patient": ("patient_id", "patient", "case_id", "submitter_id", "subject", "donor",
                 "individual"),
 }
-_MAX_CLASSES = 50
 
 
 @dataclass(frozen=True)
@@ -46,18 +46,19 @@ class ColumnMapping:
 
 def guess_mapping(adata: AnnData) -> ColumnMapping:
     """Defaults: the standard columns a reader already filled, else a column whose name says
-    its role (`cancer_type`, `plate`, `case_id`, ...); labels need 2-50 classes."""
+    its role (`cancer_type`, `plate`, `case_id`, ...); a label must pass
+    `is_label_column`."""
     obs = adata.obs
     by_name = {_norm(c): str(c) for c in reversed(obs.columns)}     # first spelling wins
 
     def find(role: str) -> str | None:
         for hint in _HINTS[role]:
             name = by_name.get(hint)
-            if name is not None and (role != "label" or _is_classes(obs[name])):
+            if name is not None and (role != "label" or is_label_column(obs[name])):
                 return name
         return None
 
-    survival = keys.OBS_TIME in obs and keys.OBS_EVENT in obs
+    survival = has_survival(obs)
     return ColumnMapping(label=find("label"), time=keys.OBS_TIME if survival else None,
                          event=keys.OBS_EVENT if survival else None, batch=find("batch"),
                          patient=find("patient"))
@@ -100,6 +101,7 @@ def apply_mapping(adata: AnnData, mapping: ColumnMapping, *,
 
 
 def _map_survival(adata: AnnData, time: str | None, event: str | None) -> None:
+    from gexcore.data.rules import survival_info
     from gexcore.data.survival import detect_survival, survival_arrays
 
     obs = adata.obs
@@ -120,21 +122,13 @@ def _map_survival(adata: AnnData, time: str | None, event: str | None) -> None:
             else cols.time_unit)
     obs[keys.OBS_TIME] = t.astype(np.float32)
     obs[keys.OBS_EVENT] = e.astype(np.float32)
-    adata.uns[keys.UNS_SURVIVAL] = {
-        "time_column": time, "event_column": event, "time_unit": str(unit),
-        "endpoint": str(cols.endpoint), "n_with_time": int(np.isfinite(t).sum()),
-        "n_events": int(np.nansum(e))}
+    adata.uns[keys.UNS_SURVIVAL] = survival_info(time, event, unit, cols.endpoint, t, e)
 
 
 def _as_categories(values: pd.Series) -> pd.Categorical:
     text = values.astype(object)
     text = text.where(text.isna(), text.astype(str))
     return pd.Categorical(text)
-
-
-def _is_classes(values: pd.Series) -> bool:
-    n = values.nunique()
-    return 2 <= n <= min(_MAX_CLASSES, max(2, len(values) // 2))
 
 
 def _norm(name: object) -> str:

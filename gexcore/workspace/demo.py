@@ -18,9 +18,8 @@ import numpy as np
 from gexcore.data.demo import assets_dir, load_demo
 from gexcore.tasks.projection import ProjectionParams
 from gexcore.workspace.evaluate_job import REPORT_DIR
-from gexcore.workspace.maps import map_name
 from gexcore.workspace.runs import insert_run, update_run
-from gexcore.workspace.store import Workspace, embedding_name
+from gexcore.workspace.store import Workspace, embedding_name, map_name
 
 __all__ = ["DEMO_COHORT", "demo_model_dir", "demo_report_dir", "ensure_demo"]
 

@@ -56,6 +56,13 @@ class Gap:
     empty_cells: int
 
     @property
+    def enough_overlap(self) -> bool:
+        """The cohort measures at least `MIN_GENE_OVERLAP` of the model's genes."""
+        from gexcore.data.genes import MIN_GENE_OVERLAP
+
+        return self.model_genes - self.missing_genes >= MIN_GENE_OVERLAP * self.model_genes
+
+    @property
     def empty(self) -> bool:
         return not (self.missing_genes or self.empty_cells)
 

@@ -47,7 +47,7 @@ def new_encoder(method: Method, **options) -> Encoder:
 
 
 def _train_config(data: dict[str, Any] | None = None) -> TrainConfig:
-    from gexcore.train.config import TrainConfig     # torch: load it only when a job is built
+    from gexcore.train.config import TrainConfig  # torch: load it only when a job is built
 
     return TrainConfig.from_dict(data or {})
 

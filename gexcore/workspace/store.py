@@ -38,6 +38,7 @@ __all__ = [
     "CohortInfo",
     "Workspace",
     "array_name",
+    "map_name",
     "check_name",
     "embedding_name",
     "open_workspace",
@@ -94,6 +95,11 @@ def array_name(prefix: str, **params: Any) -> str:
     """A stable file name for an array computed with `params`, e.g. `umap-3c9a1f0e2b`."""
     blob = json.dumps(params, sort_keys=True, default=str).encode()
     return f"{prefix}-{hashlib.sha256(blob).hexdigest()[:10]}"
+
+
+def map_name(cohort_id: str, params) -> str:
+    """Array name of a cohort's 2-D map drawn with `ProjectionParams` `params`."""
+    return array_name(f"map-{cohort_id}", **params.key())
 
 
 def embedding_name(cohort_id: str) -> str:

@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 
 from gexcore.data.simulate import SimulationConfig, simulate_cohort
+from gexcore.explore import maps
+from gexcore.explore.features import EXPRESSION
 from gexcore.tasks.projection import ProjectionParams
-from gexcore.workspace import PretrainJob, maps, submit
-from gexcore.workspace.maps import RAW, map_name
-from ui.common import selected_rows
+from gexcore.train.config import TrainConfig
+from gexcore.workspace import PretrainJob, submit
+from gexcore.workspace.store import map_name
 from tests.app.conftest import wait_for_run
+from ui.common import selected_rows
 
 EMBED = "pages/embeddings.py"
 
@@ -62,7 +65,7 @@ def test_demo_opens_on_its_stored_umap(open_page, no_projection):
 
 def test_pca_of_raw_expression_is_stored_and_reused(open_page, ws, tiny_id, monkeypatch):
     at = open_page(EMBED, cohort_id=tiny_id, emb_method="PCA")
-    assert _source(at).value == RAW     # no encoder yet
+    assert _source(at).value == EXPRESSION     # no encoder yet
     assert _n_points(at) == 60
     stored = ws.load_array(f"cohort-{tiny_id}", map_name(tiny_id, ProjectionParams("pca")))
     assert stored is not None and stored.shape == (60, 2)
@@ -113,7 +116,8 @@ def test_colour_by_out_of_fold_prediction_on_the_demo(open_page):
 
 
 def test_umap_of_a_trained_encoder_and_the_embed_button(open_page, ws, tiny_id):
-    run_id = submit(ws, PretrainJob(cohort=tiny_id, method="scarf", epochs=1, name="enc"))
+    run_id = submit(ws, PretrainJob(cohort=tiny_id, method="scarf", name="enc",
+                                    train=TrainConfig(epochs=1)))
     assert wait_for_run(ws, run_id).status == "done"
     other = ws.add_cohort(simulate_cohort(SimulationConfig(
         n_samples=30, n_genes=40, n_cancer_types=3, n_shared_modules=2, module_size=8,

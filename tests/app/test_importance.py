@@ -10,7 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import gexcore.explain
-from gexcore.evaluate.holdout import EXPRESSION, planted_genes
+from gexcore.explore.features import EXPRESSION
+from gexcore.explore.planted import planted_genes
 from gexcore.workspace import open_workspace
 from tests.app.conftest import keyed
 

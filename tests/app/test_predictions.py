@@ -13,7 +13,7 @@ import plotly.io as pio
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gexcore.evaluate.holdout import EXPRESSION
+from gexcore.explore.features import EXPRESSION
 from gexcore.workspace import open_workspace
 from tests.app.conftest import keyed, run_page
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gexcore.evaluate.holdout import EXPRESSION
+from gexcore.explore.features import EXPRESSION
 from tests.app.conftest import keyed, run_page
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -115,3 +115,31 @@ def test_real_cohort_with_its_own_endpoint_columns(workspace_dir):
     run(at)
     assert any("Time unit: **days**" in c.value for c in at.caption)
     assert sum(int(g.split("n=")[1].split(",")[0]) for g in km_groups(at)) < 100
+
+
+def test_page_shows_the_c_indices_the_evaluation_report_computes(page, workspace_dir):
+    """Regression: the page computed Uno's C without the protocol's truncation at the 80th
+    percentile of training follow-up, so page and report disagreed for one model and split."""
+    import numpy as np
+
+    from gexcore.evaluate.tasks import SurvivalTask
+    from gexcore.explore.features import feature_sources, resolve_features
+    from gexcore.explore.holdout import holdout_risk
+    from gexcore.workspace import open_workspace
+    from gexcore.workspace.demo import ensure_demo
+
+    ws = open_workspace(workspace_dir, "default")
+    cohort_id, _ = ensure_demo(ws)
+    source = keyed(page, "selectbox", "surv_source_").value
+    assert source == next(iter(feature_sources(ws, cohort_id)))   # the page's default source
+    adata, features = ws.load_cohort(cohort_id), resolve_features(ws, cohort_id, source)
+    result = holdout_risk(adata, features, seed=0)
+    task = SurvivalTask("time", "event")                # the evaluation's scorer and head
+    fit = task.labelled(adata)                          # the rows the evaluation fits on
+    F = np.asarray(features, dtype=np.float64)[adata.obs_names.get_indexer(fit.obs_names)]
+    test = fit.obs_names.isin(result.test.index)
+    model = task.fit_linear(F, fit, np.flatnonzero(~test))
+    scores, _ = task.score(model, F[test], fit[~test], fit[test])
+    shown = metrics(page)
+    assert shown["C-index (Harrell)"] == f"{scores['c_harrell']:.3f}"
+    assert shown["C-index (Uno)"] == f"{scores['c_uno']:.3f}"

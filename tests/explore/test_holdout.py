@@ -6,19 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gexcore.data.rules import label_columns, survival_columns
 from gexcore.data.simulate import SimulationConfig, simulate_cohort
 from gexcore.errors import InputError
-from gexcore.evaluate.holdout import (
-    EXPRESSION,
-    holdout_attributions,
-    holdout_probe,
-    holdout_risk,
-    label_columns,
-    planted_genes,
-    stratified_subset,
-    survival_columns,
-)
+from gexcore.evaluate.splits import stratified_subset
 from gexcore.explain import importance_table
+from gexcore.explore.features import EXPRESSION
+from gexcore.explore.holdout import holdout_attributions, holdout_probe, holdout_risk
+from gexcore.explore.planted import planted_genes
 from gexcore.tasks.survival import RiskGroups
 
 

@@ -3,7 +3,7 @@
 Patient-aware stratified K folds (a patient's samples share a fold); each fold is predicted by
 a model fitted on the other folds only, so no sample's prediction comes from a model that saw
 it. Features are an encoder's embedding or `EXPRESSION` (normalised on the fitting folds only),
-as in `holdout`.
+as in `gexcore.explore.holdout`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from gexcore.data.rules import labelled_rows, survival_rows
 from gexcore.errors import InputError
-from gexcore.evaluate.holdout import _features, _labelled, _survival_rows
 from gexcore.evaluate.splits import Split, patient_groups
+from gexcore.explore.features import split_features
 
 __all__ = ["out_of_fold_classes", "out_of_fold_risk"]
 
@@ -30,12 +31,12 @@ def out_of_fold_classes(adata: AnnData, features: np.ndarray | str, label: str, 
     """
     from gexcore.tasks.classification import linear_probe
 
-    keep, y = _labelled(adata, label)
+    keep, y = labelled_rows(adata.obs, label)
     out = pd.DataFrame({"predicted": pd.Series(pd.NA, index=adata.obs_names, dtype=object),
                         "confidence": np.nan, "correct": pd.NA}, index=adata.obs_names)
     rows = np.flatnonzero(keep)
     for split in _folds(adata, keep, y[keep], folds, seed):
-        X_train, X_test = _features(features, adata, keep, split)
+        X_train, X_test = split_features(features, adata, rows[split.train], rows[split.test])
         model = linear_probe().fit(X_train, y[rows[split.train]])
         proba = model.predict_proba(X_test)
         test = rows[split.test]
@@ -55,12 +56,12 @@ def out_of_fold_risk(adata: AnnData, features: np.ndarray | str, *, time: str = 
     without a usable time and event."""
     from gexcore.tasks.survival import CoxHead, survival_target
 
-    keep, t, e = _survival_rows(adata, time, event)
+    keep, t, e = survival_rows(adata.obs, time, event)
     risk = pd.Series(np.nan, index=adata.obs_names, name="risk percentile")
     rows = np.flatnonzero(keep)
     for split in _folds(adata, keep, e[keep].astype(str), folds, seed):
-        X_train, X_test = _features(features, adata, keep, split)
         train = rows[split.train]
+        X_train, X_test = split_features(features, adata, train, rows[split.test])
         model = CoxHead(penalizer=penalizer).fit(X_train, survival_target(t[train], e[train]))
         reference = np.sort(model.predict_risk(X_train))
         ranks = np.searchsorted(reference, model.predict_risk(X_test), side="right")

@@ -6,45 +6,35 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gexcore.explore.features import EXPRESSION, expression_pcs
 from gexcore.tasks.projection import ProjectionParams, project
-from gexcore.workspace.store import Workspace, array_name
+from gexcore.workspace.store import Workspace, array_name, map_name
 
 if TYPE_CHECKING:
     import pandas as pd
     from anndata import AnnData
 
-__all__ = ["RAW", "cohort_map", "features", "map_name", "map_table", "stored_attention"]
-
-RAW = "expression"       # the map source that is the cohort's own normalised expression
-
-
-def map_name(cohort_id: str, params: ProjectionParams) -> str:
-    return array_name(f"map-{cohort_id}", **params.key())
+__all__ = ["cohort_map", "colour_values", "gene_colour", "gene_symbols", "map_features",
+           "map_table", "stored_attention"]
 
 
-def features(ws: Workspace, cohort_id: str, source: str) -> np.ndarray | None:
+def map_features(ws: Workspace, cohort_id: str, source: str) -> np.ndarray | None:
     """What a map is drawn from: a run's stored embedding, or 50 PCs of normalised expression."""
-    if source != RAW:
+    if source != EXPRESSION:
         return ws.embedding(cohort_id, source)
-    from sklearn.decomposition import PCA
-
-    from gexcore.data.normalize import NormalizeConfig, Normalizer
-
-    adata = ws.load_cohort(cohort_id)
-    X = np.nan_to_num(Normalizer(NormalizeConfig(n_top_genes=2000)).fit_transform(adata).X)
-    k = max(1, min(50, *X.shape))
-    return PCA(n_components=k, random_state=0).fit_transform(X).astype(np.float32)
+    return expression_pcs(ws.load_cohort(cohort_id))
 
 
 def cohort_map(ws: Workspace, cohort_id: str, source: str,
                params: ProjectionParams | None = None) -> np.ndarray | None:
-    """(n, 2) map of `cohort_id` from `source` (a run id or RAW); None if there is no embedding."""
+    """(n, 2) map of `cohort_id` from `source` (a run id or EXPRESSION); None if there is no
+    embedding."""
     params = params or ProjectionParams()
-    key = source if source != RAW else f"cohort-{cohort_id}"
+    key = source if source != EXPRESSION else f"cohort-{cohort_id}"
     name = map_name(cohort_id, params)
     if (coords := ws.load_array(key, name)) is not None:
         return coords
-    feats = features(ws, cohort_id, source)
+    feats = map_features(ws, cohort_id, source)
     if feats is None:
         return None
     coords = project(feats, params)
@@ -64,6 +54,30 @@ def map_table(adata: AnnData, coords: np.ndarray,
     table = table.join(adata.obs.drop(columns=list(axis_names), errors="ignore"))
     table.index.name = "sample_id"
     return table
+
+
+def colour_values(values: pd.Series) -> np.ndarray:
+    """A column's values to colour a map by: numbers as they are, anything else as plain
+    objects with NaN for missing (hover text cannot fill a Categorical's NaN or pd.NA)."""
+    from pandas.api.types import is_numeric_dtype
+
+    if is_numeric_dtype(values):
+        return values.to_numpy()
+    return values.astype(object).where(values.notna(), np.nan).to_numpy()
+
+
+def gene_symbols(adata: AnnData) -> pd.Series:
+    """Gene id -> the symbol to show (the id itself where the cohort has no symbols)."""
+    from gexcore import keys
+
+    if keys.VAR_SYMBOL in adata.var:
+        return adata.var[keys.VAR_SYMBOL].astype(str)
+    return adata.var_names.to_series()
+
+
+def gene_colour(adata: AnnData, gene: str) -> tuple[np.ndarray, str]:
+    """(expression of `gene` as stored, its symbol) to colour a map by."""
+    return adata.obs_vector(gene), str(gene_symbols(adata).get(gene, gene))
 
 
 def stored_attention(ws: Workspace, run_id: str, cohort_id: str, adata, *, mode: str,

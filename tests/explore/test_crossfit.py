@@ -10,8 +10,8 @@ from anndata import AnnData
 
 from gexcore.data.simulate import SimulationConfig, simulate_cohort
 from gexcore.errors import InputError
-from gexcore.evaluate.crossfit import out_of_fold_classes, out_of_fold_risk
-from gexcore.evaluate.holdout import EXPRESSION
+from gexcore.explore.crossfit import out_of_fold_classes, out_of_fold_risk
+from gexcore.explore.features import EXPRESSION
 from gexcore.tasks.metrics import harrell_c
 
 
