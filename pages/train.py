@@ -9,6 +9,8 @@ import streamlit as st
 
 from gexcore import viz
 from gexcore.errors import GexError
+from gexcore.models.methods import METHODS as METHOD_NAMES
+from gexcore.models.methods import method_info
 from gexcore.train.config import TrainConfig
 from gexcore.workspace import PretrainJob, RunInfo, Workspace, cancel, submit
 from gexcore.workspace.losslog import loss_history
@@ -16,12 +18,7 @@ from gexcore.workspace.pretrain import DEFAULT_TOP_GENES
 from ui.common import current_cohort_id, current_workspace, duration, job_panel, runs_frame
 from ui.evaluate_form import evaluate_form
 
-METHODS = {
-    "transformer": "Masked-expression transformer",
-    "scarf": "SCARF (contrastive MLP)",
-    "vime": "VIME (mask + reconstruct MLP)",
-    "byol": "BYOL (teacher-student MLP)",
-}
+METHODS = {m: method_info(m).title for m in METHOD_NAMES}
 METHOD_NOTES = """
 | Method | What it learns from | Speed |
 |---|---|---|

@@ -9,7 +9,8 @@ import streamlit as st
 
 from gexcore.data.rules import label_columns
 from gexcore.errors import GexError
-from gexcore.evaluate.config import ALL_FRACTIONS, QUICK_EVAL
+from gexcore.evaluate.config import ALL_FRACTIONS, QUICK_EVAL, EvalConfig
+from gexcore.models.methods import method_info
 from gexcore.workspace import EvaluateJob, RunInfo, Workspace, cancel, submit
 from ui.common import current_workspace, job_panel, load_cohort
 
@@ -17,7 +18,7 @@ TASKS = {"classification": "Classification (a label column)",
          "survival": "Survival (obs time / event)",
          "imputation": "Imputation (hide random values, restore them)",
          "imputation_genes": "Imputation of whole genes (a smaller panel)"}
-METHODS = {"scarf": "SCARF", "vime": "VIME", "byol": "BYOL", "transformer": "Transformer"}
+METHODS = {m: method_info(m).title for m in EvalConfig().methods}
 
 
 def evaluate_form(ws: Workspace, cohort_id: str, *, key: str = "evaluate") -> None:

@@ -26,6 +26,7 @@ class MethodInfo:
     """One method's name, capabilities and default gene count (the Objective's ClassVars)."""
 
     method: str
+    title: str = ""                      # how forms and tables name the method
     can_restore: bool = False            # restores hidden values: impute, fill a cohort
     has_attention: bool = False          # attention maps for gene importance
     input_gradients: bool = False        # integrated gradients through the encoder's input
@@ -38,10 +39,11 @@ class MethodInfo:
 
 
 _BUILTIN = (
-    MethodInfo("transformer", can_restore=True, has_attention=True, default_top_genes=500),
-    MethodInfo("scarf", input_gradients=True),
-    MethodInfo("vime", can_restore=True, input_gradients=True),
-    MethodInfo("byol", input_gradients=True),
+    MethodInfo("transformer", "Masked-expression transformer", can_restore=True,
+               has_attention=True, default_top_genes=500),
+    MethodInfo("scarf", "SCARF (contrastive MLP)", input_gradients=True),
+    MethodInfo("vime", "VIME (mask + reconstruct MLP)", can_restore=True, input_gradients=True),
+    MethodInfo("byol", "BYOL (teacher-student MLP)", input_gradients=True),
 )
 _REGISTRY: dict[str, MethodInfo] = {info.method: info for info in _BUILTIN}
 

@@ -34,6 +34,7 @@ class DAEObjective(Objective):
     """Blank some observed cells, reconstruct them from the rest with a linear decoder."""
 
     method: ClassVar[str] = "toy_dae"
+    title: ClassVar[str] = "Denoising autoencoder (toy)"
     model_config_cls: ClassVar[type] = MLPConfig
     config_cls: ClassVar[type] = DAEConfig
     body_cls: ClassVar[type] = MLPEncoder

@@ -62,6 +62,7 @@ class Objective(nn.Module):
     model_config_cls: ClassVar[type]
     config_cls: ClassVar[type]
     body_cls: ClassVar[type[nn.Module]]
+    title: ClassVar[str] = ""                     # how forms and tables name the method
     can_restore: ClassVar[bool] = False
     has_attention: ClassVar[bool] = False
     input_gradients: ClassVar[bool] = False

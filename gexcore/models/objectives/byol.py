@@ -75,6 +75,7 @@ class BYOLObjective(BankedObjective):
     """Online encoder + projector + predictor; target encoder + projector follow by EMA."""
 
     method: ClassVar[str] = "byol"
+    title: ClassVar[str] = "BYOL (teacher-student MLP)"
     config_cls: ClassVar[type] = BYOLConfig
 
     def __init__(self, encoder: MLPEncoder, config: BYOLConfig | None = None):

@@ -40,6 +40,7 @@ class MaskedObjective(Objective):
     """Draw `genes_per_sample` observed genes per sample, hide `mask_ratio` of them, restore."""
 
     method: ClassVar[str] = "transformer"
+    title: ClassVar[str] = "Masked-expression transformer"
     model_config_cls: ClassVar[type] = GeneTransformerConfig
     config_cls: ClassVar[type] = MaskedConfig
     body_cls: ClassVar[type] = GeneTransformer

@@ -60,6 +60,7 @@ class SCARFObjective(BankedObjective):
     """MLP encoder + projection head trained with NT-Xent between a sample and its corruption."""
 
     method: ClassVar[str] = "scarf"
+    title: ClassVar[str] = "SCARF (contrastive MLP)"
     config_cls: ClassVar[type] = SCARFConfig
 
     def __init__(self, encoder: MLPEncoder, config: SCARFConfig | None = None):

@@ -53,6 +53,7 @@ class VIMEObjective(BankedObjective):
     """MLP encoder + mask estimator (logits) + feature estimator, both linear over all genes."""
 
     method: ClassVar[str] = "vime"
+    title: ClassVar[str] = "VIME (mask + reconstruct MLP)"
     config_cls: ClassVar[type] = VIMEConfig
     can_restore: ClassVar[bool] = True             # the feature estimator is a value decoder
 
