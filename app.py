@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.common import cohort_picker, current_workspace, job_sidebar
+from ui.common import cohort_picker, current_workspace, esc, job_sidebar
 
 st.set_page_config(page_title="GexScope", page_icon=":material/genetics:", layout="wide")
 
@@ -18,7 +18,7 @@ navigation = st.navigation(PAGES)
 with st.sidebar:
     st.markdown("**GexScope**  \nself-supervised learning on bulk expression")
     ws = current_workspace()
-    st.caption(f"Workspace **{ws.user}** (another: add `?user=NAME` to the address)")
+    st.caption(f"Workspace **{esc(ws.user)}** (another: add `?user=NAME` to the address)")
     cohort_picker(ws)
     job_sidebar(ws)
 navigation.run()

@@ -7,6 +7,7 @@ palette (Okabe-Ito, then Paul Tol's muted set) and Viridis / Blues for continuou
 from __future__ import annotations
 
 import functools
+import html
 import math
 from typing import TYPE_CHECKING
 
@@ -77,8 +78,9 @@ def embedding_scatter(coords, *, color=None, color_name: str = "", hover_ids=Non
             _add_categories(fig, xy, values, text, size)
         else:
             _add_continuous(fig, xy, values, text, size, color_name)
-    fig.update_layout(template=template(), title=title, dragmode="lasso", hovermode="closest",
-                      legend={"title": color_name, "itemsizing": "constant"}, uirevision="embed")
+    fig.update_layout(template=template(), title=_plain(title), dragmode="lasso",
+                      hovermode="closest", uirevision="embed",
+                      legend={"title": _plain(color_name), "itemsizing": "constant"})
     fig.update_xaxes(title=axis_titles[0], showgrid=False, showticklabels=False, ticks="")
     fig.update_yaxes(title=axis_titles[1], showgrid=False, showticklabels=False, ticks="")
     if simulated:
@@ -102,7 +104,8 @@ def _add_categories(fig: go.Figure, xy, values, text, size: int) -> None:
         cats = sorted(labels.dropna().unique(), key=_natural_key)
     for i, cat in enumerate(cats):
         rows = np.flatnonzero(labels.to_numpy() == cat)
-        fig.add_trace(_points(xy, rows, text, cat, {"color": PALETTE[i % len(PALETTE)]}, size))
+        fig.add_trace(_points(xy, rows, text, _plain(cat), {"color": PALETTE[i % len(PALETTE)]},
+                              size))
     if missing.any():
         fig.add_trace(_points(xy, np.flatnonzero(missing), text, "missing",
                               {"color": MISSING_COLOR}, size))
@@ -113,8 +116,8 @@ def _add_continuous(fig: go.Figure, xy, values, text, size: int, color_name: str
     finite = np.isfinite(z)
     rows = np.flatnonzero(finite)
     marker = {"color": z[rows], "colorscale": CONTINUOUS_SCALE, "showscale": True,
-                  "colorbar": {"title": color_name, "thickness": 14}}
-    fig.add_trace(_points(xy, rows, text, color_name or "value", marker, size))
+                  "colorbar": {"title": _plain(color_name), "thickness": 14}}
+    fig.add_trace(_points(xy, rows, text, _plain(color_name) or "value", marker, size))
     if not finite.all():
         fig.add_trace(_points(xy, np.flatnonzero(~finite), text, "missing",
                               {"color": MISSING_COLOR}, size))
@@ -124,7 +127,7 @@ def _add_continuous(fig: go.Figure, xy, values, text, size: int, color_name: str
 
 def _hover_text(n: int, ids, hover_data, color, color_name: str) -> np.ndarray:
     """One HTML hover string per point: the sample id in bold, then `name: value` lines."""
-    head = (pd.Series(_as_1d(ids, n, "hover_ids")).astype(str) if ids is not None
+    head = (pd.Series(_as_1d(ids, n, "hover_ids")).astype(str).map(_plain) if ids is not None
             else pd.Series(np.arange(n)).map("row {}".format))
     text = "<b>" + head + "</b>"
     extra = dict(hover_data or {})
@@ -132,9 +135,14 @@ def _hover_text(n: int, ids, hover_data, color, color_name: str) -> np.ndarray:
         extra = {color_name: color, **extra}
     for name, column in extra.items():
         values = pd.Series(_as_1d(column, n, f"hover_data[{name!r}]"))
-        shown = values.astype(object).map(_fmt_value).fillna("missing")
-        text = text + f"<br>{name}: " + shown
+        shown = values.astype(object).map(_fmt_value).fillna("missing").map(_plain)
+        text = text + f"<br>{_plain(name)}: " + shown
     return text.to_numpy(dtype=object)
+
+
+def _plain(text: object) -> str:
+    """User text (ids, names, labels) as literal characters in plotly's HTML-like strings."""
+    return html.escape(str(text), quote=False)
 
 
 def _fmt_value(v) -> str:
@@ -181,7 +189,7 @@ def km_figure(result: KMResult, *, title: str = "", censor_ticks: bool = True) -
     """
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.8, 0.2],
                         vertical_spacing=0.1)
-    names = [g.name for g in result.groups]
+    names = [_plain(g.name) for g in result.groups]
     for i, group in enumerate(result.groups):
         _add_km_group(fig, group, PALETTE[i % len(PALETTE)], censor_ticks, result.time_unit)
     for i, name in enumerate(names):
@@ -205,7 +213,7 @@ def km_figure(result: KMResult, *, title: str = "", censor_ticks: bool = True) -
     fig.add_annotation(text=_km_stats(result), xref="x domain", yref="y domain", x=0.99,
                        y=0.99, xanchor="right", yanchor="top", align="right", showarrow=False,
                        bgcolor="rgba(255,255,255,0.85)", font={"size": 12})
-    fig.update_layout(template=template(), title=title, height=540, hovermode="closest",
+    fig.update_layout(template=template(), title=_plain(title), height=540, hovermode="closest",
                       margin={"l": 100, "t": 90},
                       legend={"orientation": "h", "x": 0, "y": 1.0, "xanchor": "left",
                                   "yanchor": "bottom"})
@@ -213,19 +221,19 @@ def km_figure(result: KMResult, *, title: str = "", censor_ticks: bool = True) -
 
 
 def _add_km_group(fig: go.Figure, group, color: str, censor_ticks: bool, unit: str) -> None:
-    t = np.asarray(group.timeline, dtype=float)
+    t, name = np.asarray(group.timeline, dtype=float), _plain(group.name)
     band = {"x": t, "mode": "lines", "line": {"width": 0, "shape": "hv"}, "hoverinfo": "skip",
-                "showlegend": False, "legendgroup": group.name}
+                "showlegend": False, "legendgroup": name}
     fig.add_trace(go.Scatter(y=np.asarray(group.lower, float), **band), row=1, col=1)
     fig.add_trace(go.Scatter(y=np.asarray(group.upper, float), fill="tonexty",
                              fillcolor=_rgba(color, 0.15), **band), row=1, col=1)
     median = ("not reached" if group.median is None or not np.isfinite(group.median)
               else f"{group.median:.3g} {unit}".strip())
     fig.add_trace(go.Scatter(
-        x=t, y=np.asarray(group.survival, float), mode="lines", legendgroup=group.name,
-        name=f"{group.name} (n={group.n:,}, {group.events:,} events)",
+        x=t, y=np.asarray(group.survival, float), mode="lines", legendgroup=name,
+        name=f"{name} (n={group.n:,}, {group.events:,} events)",
         line={"color": color, "width": 2.5, "shape": "hv"},
-        hovertemplate=(f"<b>{group.name}</b><br>t = %{{x:.3g}}<br>S(t) = %{{y:.2f}}"
+        hovertemplate=(f"<b>{name}</b><br>t = %{{x:.3g}}<br>S(t) = %{{y:.2f}}"
                        f"<br>median: {median}<extra></extra>")), row=1, col=1)
     censored = getattr(group, "censor_times", None)
     if censor_ticks and censored is not None and len(censored):
@@ -233,14 +241,14 @@ def _add_km_group(fig: go.Figure, group, color: str, censor_ticks: bool, unit: s
         at = np.clip(np.searchsorted(t, ct, side="right") - 1, 0, len(t) - 1)
         fig.add_trace(go.Scatter(x=ct, y=np.asarray(group.survival, float)[at], mode="markers",
                                  marker={"symbol": "line-ns-open", "size": 8, "color": color},
-                                 legendgroup=group.name, showlegend=False, hoverinfo="skip"),
+                                 legendgroup=name, showlegend=False, hoverinfo="skip"),
                       row=1, col=1)
 
 
 def _km_stats(result: KMResult) -> str:
     lines = [f"log-rank p = {format_p(result.logrank_p)}"]
     for hr in result.hazard_ratios:
-        lines.append(f"HR {hr.group} vs {hr.reference}: {hr.hr:.2f} "
+        lines.append(f"HR {_plain(hr.group)} vs {_plain(hr.reference)}: {hr.hr:.2f} "
                      f"({hr.lower:.2f}-{hr.upper:.2f}), p = {format_p(hr.p)}")
     return "<br>".join(lines)
 
@@ -260,10 +268,11 @@ def importance_bar(table: pd.DataFrame, *, value: str = "importance", label: str
             .sort_values(value, ascending=False, kind="stable").head(top))
     v = rows[value].to_numpy(dtype=float)
     fig = go.Figure(go.Bar(
-        x=v, y=rows[label].astype(str), orientation="h",
+        x=v, y=rows[label].astype(str).map(_plain), orientation="h",
         marker_color=np.where(v >= 0, PALETTE[0], PALETTE[3]).tolist(),
         hovertemplate="%{y}: %{x:.3g}<extra></extra>"))
-    fig.update_layout(template=template(), title=title, height=max(280, 24 * len(rows) + 110),
+    fig.update_layout(template=template(), title=_plain(title),
+                      height=max(280, 24 * len(rows) + 110),
                       bargap=0.25)
     fig.update_yaxes(autorange="reversed", title=None, ticks="")   # first row at the top
     fig.update_xaxes(title=value)
@@ -287,12 +296,12 @@ def label_fraction_curves(df: pd.DataFrame, *, metric: str = "macro_f1",
         rows = rows.sort_values("fraction")
         x, mean = rows["fraction"].to_numpy(float), rows["mean"].to_numpy(float)
         sd = rows["sd"].fillna(0).to_numpy(float) if "sd" in rows else np.zeros_like(mean)
-        _add_band(fig, x, mean, sd, PALETTE[i % len(PALETTE)], str(method))
+        _add_band(fig, x, mean, sd, PALETTE[i % len(PALETTE)], _plain(method))
     fractions = np.sort(df["fraction"].unique())
     fig.update_xaxes(type="log", tickvals=fractions.tolist(), title="labelled fraction",
                      ticktext=[_percent(f) for f in fractions])
     fig.update_yaxes(title=_METRIC_LABELS.get(metric, metric))
-    fig.update_layout(template=template(), title=title, hovermode="x unified")
+    fig.update_layout(template=template(), title=_plain(title), hovermode="x unified")
     return fig
 
 
@@ -315,7 +324,7 @@ def confusion_heatmap(confusion: list[list[int]], classes, *, normalize: bool = 
                       title: str = "") -> go.Figure:
     """Rows = true class, columns = predicted; `normalize` colours by row share (recall)."""
     counts = np.asarray(confusion, dtype=float)
-    classes = [str(c) for c in classes]
+    classes = [_plain(c) for c in classes]
     if counts.shape != (len(classes), len(classes)):
         raise ValueError(f"confusion is {counts.shape} but there are {len(classes)} classes.")
     totals = counts.sum(axis=1, keepdims=True)
@@ -328,7 +337,7 @@ def confusion_heatmap(confusion: list[list[int]], classes, *, normalize: bool = 
         zmin=0, zmax=1 if normalize else None, xgap=1, ygap=1,
         colorbar={"title": "share of true" if normalize else "samples", "thickness": 14},
         hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
-    fig.update_layout(template=template(), title=title)
+    fig.update_layout(template=template(), title=_plain(title))
     fig.update_xaxes(title="predicted", showgrid=False, side="bottom")
     fig.update_yaxes(title="true", showgrid=False, autorange="reversed")
     return fig
@@ -364,7 +373,7 @@ def loss_curve(history: dict, *, title: str = "Training loss") -> go.Figure:
     if not fig.data:
         fig.add_annotation(text="no training history yet", showarrow=False, xref="paper",
                            yref="paper", x=0.5, y=0.5, font={"size": 16, "color": "#777777"})
-    fig.update_layout(template=template(), title=title, hovermode="x unified")
+    fig.update_layout(template=template(), title=_plain(title), hovermode="x unified")
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="loss")
     return fig
@@ -389,18 +398,18 @@ def imputation_curves(df: pd.DataFrame, *, title: str = "") -> go.Figure:
             mean = rows[f"{stat}_mean"].to_numpy(float)
             sd = (rows[f"{stat}_sd"].fillna(0).to_numpy(float) if f"{stat}_sd" in rows
                   else np.zeros_like(mean))
-            _add_band(fig, x, mean, sd, color, str(method), row=1, col=col)
+            _add_band(fig, x, mean, sd, color, _plain(method), row=1, col=col)
             if col == 2:
                 fig.data[-1].showlegend = False
     fig.update_xaxes(title="missing rate", tickformat=".0%")
-    fig.update_layout(template=template(), title=title, hovermode="x unified")
+    fig.update_layout(template=template(), title=_plain(title), hovermode="x unified")
     return fig
 
 
 def probability_bars(proba_row, classes, *, title: str = "") -> go.Figure:
     """One sample's class probabilities as horizontal bars, most likely at the top."""
     p = np.asarray(proba_row, dtype=float).ravel()
-    classes = [str(c) for c in classes]
+    classes = [_plain(c) for c in classes]
     if len(p) != len(classes):
         raise ValueError(f"{len(p)} probabilities but {len(classes)} classes.")
     order = np.argsort(-p, kind="stable")
@@ -409,7 +418,8 @@ def probability_bars(proba_row, classes, *, title: str = "") -> go.Figure:
         x=p[order], y=[classes[i] for i in order], orientation="h", marker_color=colors,
         text=[f"{v:.0%}" for v in p[order]], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.update_layout(template=template(), title=title, height=max(240, 28 * len(p) + 100))
+    fig.update_layout(template=template(), title=_plain(title),
+                      height=max(240, 28 * len(p) + 100))
     fig.update_xaxes(range=[0, 1.1], tickformat=".0%", title="probability")
     fig.update_yaxes(autorange="reversed", ticks="", title=None)
     return fig

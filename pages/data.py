@@ -22,6 +22,7 @@ from ui.common import (
     current_cohort_id,
     current_workspace,
     demo_cohort,
+    esc,
     job_panel,
     load_cohort,
     select_cohort,
@@ -97,10 +98,10 @@ def current_tab(ws) -> None:
     cohort_id = current_cohort_id(ws)
     info = ws.cohort(cohort_id)
     if st.session_state.pop("data_saved", None) == cohort_id:
-        st.success(f"Saved **{info.name}** to your workspace; it is now the current cohort. "
+        st.success(f"Saved **{esc(info.name)}** to your workspace; it is now the current cohort. "
                    "Next: pretrain an encoder on it.", icon=":material/check_circle:")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.subheader(info.name)
+    st.subheader(esc(info.name))
     st.caption(f"{info.n_obs:,} samples x {info.n_vars:,} genes · added "
                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(info.created))} · switch "
                "cohorts in the sidebar, add one under **Add a cohort**.")
@@ -140,16 +141,16 @@ def fill_genes(ws: Workspace, cohort_id: str, adata: AnnData) -> None:
     if latest is not None and latest.active:      # no 2 s fragment on the page otherwise
         job_panel(ws, "impute", key=cohort_id)
     if latest is not None and latest.status == "failed":
-        st.error(f"{latest.name} failed: {latest.error}")
+        st.error(esc(f"{latest.name} failed: {latest.error}"))
     elif latest is not None and latest.status == "done":
         filled = {c.id: c for c in ws.cohorts()}.get(latest.metrics.get("cohort"))
         if filled is not None:
-            st.button(f"Open {filled.name} ({latest.metrics['n_cells']:,} cells filled)",
+            st.button(f"Open {esc(filled.name)} ({latest.metrics['n_cells']:,} cells filled)",
                       key=f"open_{latest.id}", on_click=select_cohort, args=(filled.id,),
                       icon=":material/open_in_new:")
     with st.expander("Fill missing genes with an encoder", icon=":material/healing:"):
         if error := st.session_state.pop("impute_error", None):
-            st.error(error)
+            st.error(esc(error))
         if not runs:
             st.caption("A transformer or VIME encoder predicts genes from the measured ones; "
                        "pretrain one on the Train page first.")
@@ -213,13 +214,13 @@ def upload_source() -> tuple[AnnData, str, str] | None:
 
 def add_tab() -> None:
     if error := st.session_state.pop("data_save_error", None):
-        st.error(error)
+        st.error(esc(error))
     source = st.radio("Cohort source", ["Upload files", "Demo cohort"], horizontal=True,
                       key="data_source")
     try:
         picked = demo_source() if source == "Demo cohort" else upload_source()
     except GexError as err:
-        st.error(str(err))
+        st.error(esc(err))
         return
     if picked is None:
         return

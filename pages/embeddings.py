@@ -26,6 +26,7 @@ from gexcore.workspace import EmbedJob, Workspace, submit
 from ui.common import (
     current_cohort_id,
     current_workspace,
+    esc,
     is_simulated,
     job_panel,
     load_cohort,
@@ -62,7 +63,7 @@ def prediction_colour(ws: Workspace, adata, cohort_id: str, source: str, cell
     try:
         result = predictions(str(ws.root), cohort_id, source, target)
     except GexError as err:
-        st.error(str(err))
+        st.error(esc(err))
         return None, ""
     how = ("Out-of-fold: each sample is predicted by a model fitted on the other folds (up to "
            "5 patient-aware folds over this map's features), never on itself.")
@@ -72,7 +73,7 @@ def prediction_colour(ws: Workspace, adata, cohort_id: str, source: str, cell
         return result.iloc[:, 0].to_numpy(), "risk percentile"
     agree = result["correct"].dropna().astype(bool).mean()
     st.caption(f"{how} Linear probe; **{agree:.0%}** of the labelled samples get their own "
-               f"`{target}`. Unlabelled samples are grey.")
+               f"{esc(target)}. Unlabelled samples are grey.")
     return colour_values(result["predicted"]), f"predicted {target}"
 
 
@@ -86,7 +87,7 @@ def embed_offer(ws: Workspace, cohort_id: str, have: set[str]) -> None:
     with st.expander(f"{len(missing)} encoder(s) have not embedded this cohort yet"
                      if missing else "Failed embedding jobs", icon=":material/input:"):
         for run in failed:
-            st.error(f"{run.name}: {run.error}")
+            st.error(esc(f"{run.name}: {run.error}"))
         if not missing:
             return
         by_id = {r.id: r for r in missing}
@@ -96,7 +97,7 @@ def embed_offer(ws: Workspace, cohort_id: str, have: set[str]) -> None:
             try:
                 submit(ws, EmbedJob(cohort=cohort_id, run=run_id))
             except GexError as err:
-                st.error(str(err))
+                st.error(esc(err))
             else:
                 st.success("Embedding in the background; the map appears when it is done.")
 
@@ -164,7 +165,7 @@ if is_simulated(adata):
     simulated_banner()
 runs = encoder_runs(ws, cohort_id)
 sources = {r.id: r.name for r in runs} | {EXPRESSION: "Expression (no encoder: top 50 PCs)"}
-st.caption(f"**{info.label}** · {len(runs)} encoder(s) with an embedding of this cohort")
+st.caption(f"**{esc(info.label)}** · {len(runs)} encoder(s) with an embedding of this cohort")
 if not runs:                                   # no encoder map yet: offer one first
     embed_offer(ws, cohort_id, set())
 job_panel(ws, "embed", key="embeddings")

@@ -20,7 +20,7 @@ from gexcore.explore.planted import planted_hits
 from gexcore.models.encoder import Encoder
 from gexcore.models.methods import methods_with
 from gexcore.workspace import RunInfo, Workspace
-from ui.common import is_simulated, load_cohort, open_cohort_page
+from ui.common import esc, is_simulated, load_cohort, open_cohort_page
 
 ALL = "All classes"
 MODES = {"rollout": "Attention rollout (all layers)", "cls": "CLS attention (last layer)"}
@@ -85,16 +85,16 @@ def planted_note(genes, adata, group: str | None) -> None:
         return
     hits = planted_hits(genes, adata, group, k=TOP)
     if hits is None:
-        st.caption(f"Planted truth: no planted module for {group}.")
+        st.caption(f"Planted truth: no planted module for {esc(group)}.")
         return
     found, k, base = hits
-    module = f"the planted {group} module" if group else "a planted module"
+    module = f"the planted {esc(group)} module" if group else "a planted module"
     st.caption(f"Planted truth: **{found} of the top {k}** genes are in {module} "
                f"(they are {base:.0%} of the ranked genes).")
 
 
 def panel(title: str, table: pd.DataFrame, column: str, adata, group, key: str) -> None:
-    st.markdown(f"**{title}**")
+    st.markdown(f"**{esc(title)}**")
     ranked = ranking(table, column)
     st.plotly_chart(viz.importance_bar(ranked, value=column, top=TOP), key=key, theme=None)
     planted_note(ranked["gene"], adata, group)
@@ -146,8 +146,8 @@ classes = sorted(set(groups))
 group = cells[2].selectbox("Class", [ALL, *classes], key=f"imp_class_{cohort_id}_{label}")
 column = "importance" if group == ALL else group
 group = None if group == ALL else group
-st.caption(f"{len(rows):,} samples ({len(classes)} classes of `{label}`). Bars: the mean over "
-           + ("all these samples." if group is None else f"the {group} samples."))
+st.caption(f"{len(rows):,} samples ({len(classes)} classes of {esc(label)}). Bars: the mean over "
+           + ("all these samples." if group is None else f"the {esc(group)} samples."))
 
 attention_table = None
 left, right = st.columns(2)
@@ -156,7 +156,7 @@ with left:
     if run is None or method_of(run) not in methods_with("has_attention"):
         st.info("Attention importance needs a transformer encoder; "
                 + ("none is selected." if run is None else
-                   f"{run.name} is an MLP ({method_of(run)}). Integrated gradients go through "
+                   f"{esc(run.name)} is an MLP ({method_of(run)}). Integrated gradients go through "
                    "it instead (right)."))
     else:
         mode = st.radio("Attention", list(MODES), format_func=MODES.get, horizontal=True,
@@ -164,7 +164,7 @@ with left:
         try:
             scores = attention_scores(ws, run.id, cohort_id, adata, mode, rows)
         except (GexError, ValueError) as err:
-            st.error(str(err))
+            st.error(esc(err))
         else:
             attention_table = importance_table(scores, load_encoder(str(ws.root), run.id).genes,
                                                groups=groups)
@@ -182,7 +182,7 @@ with right:
         result = attributions(str(ws.root), cohort_id, run_id, label,
                               None if which == SUBSET else tuple(int(r) for r in rows), size)
     except GexError as err:
-        st.error(str(err))
+        st.error(esc(err))
         result = None
     if result is not None:
         ig_table = importance_table(result.scores, result.genes, groups=result.labels)
@@ -191,7 +191,7 @@ with right:
               group, "imp_ig_bar")
         trained = (f" {result.n_in_train} of them were training samples of the head."
                    if result.n_in_train else "")
-        st.caption(f"Method: {result.method}. Head fitted on the training samples of a "
+        st.caption(f"Method: {esc(result.method)}. Head fitted on the training samples of a "
                    f"patient-disjoint split; {len(result.rows):,} samples explained "
                    f"({'held-out' if which == SUBSET else 'chosen'}).{trained} Positive = "
                    "evidence for the sample's own class.")

@@ -13,7 +13,7 @@ from gexcore.explore.features import feature_sources, resolve_features
 from gexcore.explore.holdout import ProbeResult, holdout_probe
 from gexcore.explore.reports import REPORT_FILES, load_report, report_runs
 from gexcore.workspace import RunInfo, Workspace
-from ui.common import load_cohort, open_cohort_page, source_name, source_note
+from ui.common import esc, load_cohort, open_cohort_page, source_name, source_note
 from ui.evaluate_form import evaluate_form
 
 
@@ -64,7 +64,7 @@ def evaluation_report(ws: Workspace, run: RunInfo) -> None:
     try:
         report = load_report(ws, run)
     except GexError as err:
-        st.warning(str(err))
+        st.warning(esc(err))
         return
     if report.metrics:
         metric = st.radio("Metric", report.metrics, horizontal=True,
@@ -112,7 +112,7 @@ else:
     try:
         result = probe(str(ws.root), cohort_id, source, label, int(seed))
     except GexError as err:
-        st.error(str(err))
+        st.error(esc(err))
     else:
         show_probe(result)
 

@@ -13,7 +13,7 @@ from gexcore.errors import GexError
 from gexcore.explore.features import feature_sources, resolve_features
 from gexcore.explore.holdout import RiskResult, holdout_risk, mixed_types
 from gexcore.workspace import Workspace
-from ui.common import load_cohort, open_cohort_page, source_name
+from ui.common import esc, load_cohort, open_cohort_page, source_name
 
 SCHEMES = {"median": "Median (2 groups)", "tertiles": "Tertiles (3)",
            "quartiles": "Quartiles (4)", "custom": "Custom cut"}
@@ -68,11 +68,11 @@ def type_filter(adata, result: RiskResult, cohort_id: str) -> tuple[str, str] | 
         return None
     column, counts = mixed                          # held-out samples per type
     options = [ALL_TYPES, *counts.index]
-    st.warning(f"The held-out samples span {len(counts)} values of `{column}`. Baseline "
+    st.warning(f"The held-out samples span {len(counts)} values of {esc(column)}. Baseline "
                "survival differs by type, so a risk score that only recognises the type can "
                "separate these curves; restrict to one type to see risk within a type.",
                icon=":material/warning:")
-    picked = st.selectbox(f"Restrict to one {column} (refits the Cox model on its samples)",
+    picked = st.selectbox(f"Restrict to one {esc(column)} (refits the Cox model on its samples)",
                           options, key=f"surv_type_{cohort_id}",
                           format_func=lambda t: t if t == ALL_TYPES
                           else f"{t} ({counts[t]:,} held-out samples)")
@@ -111,7 +111,8 @@ runs = feature_sources(ws, cohort_id)
 source, time_column, event_column, seed = controls(adata, runs, cohort_id)
 unit, endpoint = time_unit(adata.uns, time_column)
 if unit:
-    st.caption(f"Time unit: **{unit}**" + (f" · endpoint: {endpoint}" if endpoint else ""))
+    st.caption(f"Time unit: **{esc(unit)}**"
+               + (f" · endpoint: {esc(endpoint)}" if endpoint else ""))
 scheme, cuts = scheme_controls()
 try:
     result = risk(str(ws.root), cohort_id, source, time_column, event_column, seed)
@@ -121,4 +122,4 @@ try:
     what = f"{subset[1]} only" if subset else "all samples"
     show_result(result, scheme, cuts, unit, f"Held-out samples by predicted risk ({what})")
 except GexError as err:
-    st.error(str(err))
+    st.error(esc(err))

@@ -15,7 +15,7 @@ from gexcore.train.config import TrainConfig
 from gexcore.workspace import PretrainJob, RunInfo, Workspace, cancel, submit
 from gexcore.workspace.losslog import loss_history
 from gexcore.workspace.pretrain import DEFAULT_TOP_GENES
-from ui.common import current_cohort_id, current_workspace, duration, job_panel, runs_frame
+from ui.common import current_cohort_id, current_workspace, duration, esc, job_panel, runs_frame
 from ui.evaluate_form import evaluate_form
 
 METHODS = {m: method_info(m).title for m in METHOD_NAMES}
@@ -38,7 +38,7 @@ def pretrain_form(ws: Workspace, cohort_id: str) -> None:
     """Method and settings -> a PretrainJob submitted to a worker process."""
     info, train = ws.cohort(cohort_id), TrainConfig()
     with st.form("pretrain_form", border=True):
-        st.markdown(f"**Cohort:** {info.label} · pick another in the sidebar")
+        st.markdown(f"**Cohort:** {esc(info.label)} · pick another in the sidebar")
         left, right = st.columns(2)
         method = left.selectbox("Method", list(METHODS), list(METHODS).index(JOB["method"]),
                                 format_func=METHODS.get, key="train_method")
@@ -68,9 +68,9 @@ def pretrain_form(ws: Workspace, cohort_id: str) -> None:
         try:
             run_id = submit(ws, job)
         except GexError as err:
-            st.error(str(err))
+            st.error(esc(err))
         else:
-            st.success(f"Started **{ws.run(run_id).name}** in the background; it keeps running "
+            st.success(f"Started **{esc(ws.run(run_id).name)}** in the background; it keeps running "
                        "if you leave this page or close the browser.", icon=":material/rocket:")
 
 
@@ -90,11 +90,11 @@ def live_detail(run: RunInfo) -> None:
 
 def run_detail(ws: Workspace, run: RunInfo) -> None:
     """One run: its error, or its headline numbers and loss curve; params and log below."""
-    st.markdown(f"**{run.name}** — {run.status}")
+    st.markdown(f"**{esc(run.name)}** — {run.status}")
     if run.status == "failed":
-        st.error(f"**{run.name}** failed: {run.error}", icon=":material/error:")
+        st.error(f"**{esc(run.name)}** failed: {esc(run.error)}", icon=":material/error:")
     elif run.status == "cancelled":
-        st.warning(f"**{run.name}** was cancelled.", icon=":material/stop_circle:")
+        st.warning(f"**{esc(run.name)}** was cancelled.", icon=":material/stop_circle:")
     elif run.kind == "pretrain":
         m = run.metrics
         cells = st.columns(4)

@@ -232,3 +232,36 @@ def test_categorical_colour_and_hover_data():
                             hover_data={"type": cat}, hover_ids=list("wxyz"))
     assert {t.name for t in fig.data} == {"a", "b", "missing"}
     assert any("type: missing" in s for t in fig.data for s in t.text)
+
+
+def test_user_text_is_literal_in_every_figure():
+    """Regression: names from the data reached plotly's HTML-like text as markup."""
+    from gexcore.tasks.survival import km_summary
+
+    evil = '<a href="http://host/x">click</a>'
+    coords = np.random.default_rng(0).normal(size=(6, 2))
+    scatter = viz.embedding_scatter(coords, color=[evil] * 3 + ["b"] * 3, color_name=evil,
+                                    hover_ids=[evil] * 6, title=evil)
+    km = km_summary(np.arange(1.0, 13.0), np.tile([1, 0], 6), np.repeat([0, 1], 6),
+                    [evil, "high"])
+    figures = [scatter, viz.km_figure(km, title=evil),
+               viz.importance_bar(pd.DataFrame({"gene": [evil], "importance": [1.0]})),
+               viz.confusion_heatmap([[1, 0], [0, 1]], [evil, "b"]),
+               viz.probability_bars([0.4, 0.6], [evil, "b"]),
+               viz.label_fraction_curves(pd.DataFrame({"method": [evil], "fraction": [1.0],
+                                                       "mean": [0.5]}))]
+    for fig in figures:
+        text = " ".join(_strings(fig.to_dict()))
+        assert "<a href" not in text, text[:300]
+        assert "&lt;a href=" in text
+
+
+def _strings(value) -> list[str]:
+    """Every string inside a figure's dict (names, titles, hover text, category labels)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [s for v in value for s in _strings(v)]
+    return []

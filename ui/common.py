@@ -6,6 +6,7 @@ Durable state lives in the workspace on disk; `st.session_state` holds UI choice
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -21,6 +22,15 @@ from gexcore.workspace.demo import ensure_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 COHORT_KEY = "cohort_id"            # session_state: the cohort every page works on
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+
+
+def esc(text: object) -> str:
+    """`text` as literal characters in Streamlit markdown (captions, messages, labels): a user's
+    `![x](http://host/y.png)` shows as typed and makes no browser fetch anything."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def workspace_base() -> Path:
@@ -110,13 +120,13 @@ def show_report(adata: AnnData) -> None:
     cols[2].metric("Scale", report.scale)
     cols[3].metric("Missing", f"{report.missing_fraction:.2%}")
     for warning in report.warnings:
-        st.warning(warning)
+        st.warning(esc(warning))
     st.subheader("Validation report")
     st.code("\n".join(report.lines()), language=None)
     st.subheader("Samples")
     st.dataframe(adata.obs.head(200), height=260)
     if attribution := prov.get("attribution"):
-        st.caption(attribution)
+        st.caption(esc(attribution))
 
 
 def open_cohort_page(title: str) -> tuple[Workspace, str, AnnData]:
@@ -215,7 +225,7 @@ def job_panel(ws: Workspace, kind: str, detail=None, *, key: str = "") -> None:
         st.rerun()
     for run in active:
         with st.container(border=True):
-            st.markdown(f"**{run.name}** — {run.status}")
+            st.markdown(f"**{esc(run.name)}** — {run.status}")
             st.progress(run.fraction, text=progress_text(run))
             if detail is not None:
                 detail(run)
@@ -245,4 +255,4 @@ def source_note(run: RunInfo | None, cohort_id: str) -> str:
                 "normaliser fitted on the training samples only.")
     seen = ("pretrained on this cohort without labels, test samples included (transductive)"
             if run.params.get("cohort") == cohort_id else "pretrained on another cohort")
-    return f"Features: the embedding of **{run.name}**, {seen}; labels never reach it."
+    return f"Features: the embedding of **{esc(run.name)}**, {seen}; labels never reach it."

@@ -12,7 +12,7 @@ from gexcore.errors import GexError
 from gexcore.evaluate.config import ALL_FRACTIONS, QUICK_EVAL, EvalConfig
 from gexcore.models.methods import method_info
 from gexcore.workspace import EvaluateJob, RunInfo, Workspace, cancel, submit
-from ui.common import current_workspace, job_panel, load_cohort
+from ui.common import current_workspace, esc, job_panel, load_cohort
 
 TASKS = {"classification": "Classification (a label column)",
          "survival": "Survival (obs time / event)",
@@ -27,7 +27,7 @@ def evaluate_form(ws: Workspace, cohort_id: str, *, key: str = "evaluate") -> No
     info, start = ws.cohort(cohort_id), QUICK_EVAL         # the form's starting values
     labels = label_columns(load_cohort(ws, cohort_id).obs)
     with st.form(f"{key}_form", border=True):
-        st.markdown(f"**Cohort:** {info.label}")
+        st.markdown(f"**Cohort:** {esc(info.label)}")
         left, right = st.columns(2)
         task = left.selectbox("Task", list(TASKS), format_func=TASKS.get, key=f"{key}_task")
         label = right.selectbox("Label column (classification)", labels or [None],
@@ -68,9 +68,9 @@ def evaluate_form(ws: Workspace, cohort_id: str, *, key: str = "evaluate") -> No
                 raise GexError("pick at least one labelled fraction.")
             run_id = submit(ws, job)
         except GexError as err:
-            st.error(str(err))
+            st.error(esc(err))
         else:
-            st.success(f"Started **{ws.run(run_id).name}** in the background; its report "
+            st.success(f"Started **{esc(ws.run(run_id).name)}** in the background; its report "
                        "appears under Evaluation reports when it is done.",
                        icon=":material/rocket:")
     job_panel(ws, "evaluate", _cancel_button, key=key)

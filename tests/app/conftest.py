@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -40,6 +41,11 @@ def shared_workspace_dir(tmp_path_factory) -> Path:
         mp.setenv("GEX_WORKSPACE", str(base))
         mp.setenv("GEX_THREADS", "1")
         yield base
+
+
+def unescaped(markdown: str) -> str:
+    """Text as the browser shows it: pages escape user strings for markdown (`ui.common.esc`)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def keyed(at: AppTest, kind: str, prefix: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gexcore import keys
 from gexcore.data.validate import describe
+from tests.app.conftest import unescaped
 
 DATA = "pages/data.py"
 
@@ -31,7 +32,7 @@ def test_data_page_opens_on_simulated_demo(open_page):
     assert any("Simulated data" in w.value for w in app.warning)
     report = app.code[0].value
     assert "3,000 samples x 2,000 genes" in report and "survival:" in report
-    assert app.subheader[0].value == "Simulated pan-cancer (demo)"
+    assert unescaped(app.subheader[0].value) == "Simulated pan-cancer (demo)"
 
 
 def test_data_page_switches_to_real_tissue_demo(open_page):
@@ -110,7 +111,7 @@ def test_fill_missing_genes_of_a_panel_opens_the_new_cohort(open_page, ws, tiny_
     at.run()
     at.button(key=f"open_{job.id}").click().run()
     assert not at.exception, at.exception
-    assert at.subheader[0].value == "panel (filled by enc)"
+    assert unescaped(at.subheader[0].value) == "panel (filled by enc)"
     assert _metrics(at)["Genes"] == "40"
     assert "cells filled by a vime encoder" in at.code[0].value
     assert {b.proto.label for b in at.get("download_button")} >= {"Expression (CSV)",
@@ -125,3 +126,19 @@ def test_fill_missing_genes_needs_half_of_the_encoder_genes(open_page, ws, tiny_
     at = open_page(DATA, cohort_id=small, **{f"impute_run_{small}": vime})
     assert any("filling needs at least half of them measured" in w.value for w in at.warning)
     assert not [b for b in at.button if str(b.key).startswith("impute_start_")]
+
+
+def test_user_names_are_shown_as_typed_never_as_markdown(open_page, ws):
+    """Regression: a cohort named like a markdown image made every viewer's browser fetch it."""
+    from gexcore.data import load_demo
+
+    evil = "![b](http://127.0.0.1:9/beacon.png) **bold** <img src=x>"
+    cohort_id = ws.add_cohort(load_demo("tissue"), evil)
+    for page in (DATA, "pages/train.py", "pages/embeddings.py", "pages/predictions.py"):
+        at = open_page(page, cohort_id=cohort_id)
+        shown = [e.value for kind in ("markdown", "caption", "subheader", "success", "info",
+                                      "warning", "error") for e in at.get(kind)]
+        assert any("beacon" in text for text in shown), page       # the name is on the page
+        for text in shown:
+            assert "](http" not in text and "**bold**" not in text, text
+            assert "<img" not in text.replace("\\<img", ""), text

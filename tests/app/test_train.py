@@ -9,7 +9,7 @@ from gexcore.evaluate.config import QUICK_EVAL
 from gexcore.train.config import TrainConfig
 from gexcore.workspace import PretrainJob, submit
 from gexcore.workspace.runs import insert_run, update_run
-from tests.app.conftest import wait_for_run
+from tests.app.conftest import unescaped, wait_for_run
 
 TRAIN = "pages/train.py"
 
@@ -21,7 +21,7 @@ def _table(at):
 def test_form_shows_current_cohort_and_the_demo_run(open_page, tiny_id):
     at = open_page(TRAIN, cohort_id=tiny_id)
     assert at.title[0].value == "Train"
-    assert "tiny (60 x 40) [simulated]" in at.markdown[0].value
+    assert "tiny (60 x 40) [simulated]" in unescaped(at.markdown[0].value)
     assert [t.label for t in at.tabs] == ["Pretrain an encoder", "Evaluate heads"]
     assert "transformer (shipped demo model)" in set(_table(at)["run"])
     assert any(s.value == "Evaluation runs" for s in at.subheader)
