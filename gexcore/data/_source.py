@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import gzip
+import ast
 import io
-import os
+import re
 import zlib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from gexcore.data._limits import FOOTPRINTS, available_memory, memory_budget
 from gexcore.errors import InputError
+
+__all__ = ["MISSING_TOKENS", "ParsedMatrix", "available_memory", "check_field_counts",
+           "decode_text", "flat_numeric_table", "load_bytes", "numeric_columns", "numeric_table", "read_head",
+           "read_head_text", "read_text", "sniff_magic", "table_from_text", "to_float_matrix"]
 
 # Cells that mean "not measured" in public tables; anything else non-numeric is an error.
 MISSING_TOKENS = ("", "na", "nan", "n/a", "null", "none", "-", "?", ".")
@@ -48,7 +54,7 @@ class ParsedMatrix:
     orientation: str = "samples x genes"    # how the file laid them out, for the report
 
 
-_MAX_DEFLATE_RATIO = 1032                   # deflate's worst-case expansion limit
+_CHUNK = 1 << 20                            # bytes of compressed input per read
 
 
 def sniff_magic(head: bytes) -> str | None:
@@ -76,81 +82,124 @@ def read_head_text(path: Path, n_bytes: int = 4096) -> str:
     return read_head(path, n_bytes).decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
-def gzip_uncompressed_size(path: Path) -> int:
-    """Uncompressed size from the gzip trailer (modulo 4 GiB, so only a lower bound)."""
-    with open(path, "rb") as fh:
-        fh.seek(-4, os.SEEK_END)
-        return int.from_bytes(fh.read(4), "little")
-
-
-def available_memory() -> int:
-    """Bytes of physical memory currently available to this process (best effort)."""
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
 def read_text(path: Path, *, max_bytes: int | None = None) -> str:
     """Whole text of a plain or gzip file, with clear errors for empty, binary or truncated files.
 
-    `max_bytes` bounds the decompressed size so a huge file fails before it is read.
+    Refuses text longer than `max_bytes` (decompressed, counted while streaming, so neither a
+    multi-member gzip nor a zip bomb gets past it); None means what a table may use of half
+    the available memory.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found.")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file (or a GDC folder with a sample sheet).")
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if not head:
-        raise InputError(f"{path.name}: the file is empty (0 bytes); re-export or re-download it.")
-    is_gzip = head.startswith(b"\x1f\x8b")
-    if max_bytes is not None:
-        size = gzip_uncompressed_size(path) if is_gzip else path.stat().st_size
-        # A cut-short gzip ends in arbitrary bytes, not its size trailer; deflate never expands
-        # more than ~1032x, so a larger claim means truncation, not a huge file.
-        if is_gzip and size > _MAX_DEFLATE_RATIO * path.stat().st_size + 2**16:
-            raise InputError(f"{path.name}: the gzip stream is truncated or corrupt (its size "
-                             "trailer is impossible); re-download the file.")
-        if size > max_bytes:
-            raise InputError(
-                f"{path.name}: about {size / 2**30:.1f} GiB of text is more than this machine can "
-                f"hold as a matrix ({max_bytes / 2**30:.1f} GiB allowed); subset the genes or "
-                "samples first, or convert it to .h5ad on a larger machine (`gex convert`)."
-                + (" If the file is not that big, it is truncated: re-download it."
-                   if is_gzip else "")
-            )
-    raw = _decompress(path) if is_gzip else path.read_bytes()
-    if not raw.strip():
+    if max_bytes is None:
+        max_bytes = FOOTPRINTS["table"].text_limit(memory_budget())
+    raw = load_bytes(path, max_bytes)
+    return decode_text(raw, path)
+
+
+def load_bytes(path: Path, limit: int) -> bytes | bytearray:
+    """The file's bytes, gunzipped if it is gzip; refused as soon as they pass `limit` bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+            if not head:
+                raise InputError(f"{path.name}: the file is empty (0 bytes); re-export or "
+                                 "re-download it.")
+            fh.seek(0)
+            if head == b"\x1f\x8b":
+                return _gunzip(fh, path, limit)
+            raw = fh.read(limit + 1)
+    except OSError as err:
+        raise InputError(f"{path.name}: could not be read ({err.strerror or err}); check that "
+                         "the file exists and is readable.") from err
+    if len(raw) > limit:
+        raise _too_big(path, path.stat().st_size, limit, compressed=False)
+    return raw
+
+
+def _too_big(path: Path, size: int, limit: int, *, compressed: bool) -> InputError:
+    what = (f"decompresses to more than {limit / 2**20:,.0f} MiB" if compressed
+            else f"holds {size / 2**20:,.1f} MiB of text")
+    return InputError(
+        f"{path.name}: {what}, more than this machine can hold as a matrix (the limit follows "
+        "from the memory allowed); subset the genes or samples first, or convert it to .h5ad on "
+        "a larger machine (`gex convert`).")
+
+
+def _gunzip(fh, path: Path, limit: int) -> bytearray:
+    """Every gzip member of `fh`, decompressed while counting; at most `limit` bytes are kept."""
+    out = bytearray()
+    unzip, in_member = zlib.decompressobj(wbits=31), False
+    while chunk := fh.read(_CHUNK):
+        while chunk:
+            if not in_member:
+                if not chunk.strip(b"\x00"):                 # zero padding after the end
+                    break
+                if not chunk.startswith(b"\x1f\x8b"[:len(chunk)]):
+                    raise InputError(f"{path.name}: unexpected data after the end of the gzip "
+                                     "stream; the file is damaged, so re-download it.")
+                in_member = True
+            try:
+                out += unzip.decompress(chunk, limit + 1 - len(out))   # bounded output
+            except zlib.error as err:
+                raise InputError(f"{path.name}: the gzip stream is truncated or corrupt "
+                                 f"({err}); re-download the file.") from err
+            if len(out) > limit:
+                raise _too_big(path, len(out), limit, compressed=True)
+            if unzip.eof:                                   # next member, if any
+                chunk, unzip, in_member = unzip.unused_data, zlib.decompressobj(wbits=31), False
+            else:
+                chunk = unzip.unconsumed_tail
+    if in_member:
+        raise InputError(f"{path.name}: the gzip stream is truncated or corrupt (it ends "
+                         "inside the compressed data); re-download the file.")
+    return out
+
+
+def decode_text(raw: bytes | bytearray, path: Path) -> str:
+    """Bytes of a text table to str: UTF-8 (BOM or not), UTF-16 with a BOM, else Latin-1.
+
+    Refuses empty content, binary containers and NUL bytes anywhere in the text (the C parser
+    would silently cut the cell at a NUL, turning '60' into '6').
+    """
+    if not raw or raw.isspace():
         raise InputError(f"{path.name}: the file has no content; re-export or re-download it.")
-    kind = sniff_magic(raw[:8])
+    kind = sniff_magic(bytes(raw[:8]))
     if kind is not None:
         raise InputError(f"{path.name}: this is a {kind}, not a text table.")
-    sample = raw[:65536]
-    if b"\x00" in sample:
-        raise InputError(
-            f"{path.name}: binary content (NUL bytes) where a text table was expected; "
-            "check that this is the expression file and not an archive or image."
-        )
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")          # old Excel exports; every byte maps to a character
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):             # Excel's "Unicode text" export
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise InputError(f"{path.name}: starts like UTF-16 text but is not valid UTF-16 "
+                             f"({err.reason} at byte {err.start}); save it as UTF-8.") from err
+    else:
+        nul = raw.find(b"\x00")
+        if nul >= 0:
+            raise _nul_error(path, raw.count(b"\n", 0, nul) + 1, raw.count(b"\x00"))
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")      # old Excel exports; every byte maps to a character
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise _nul_error(path, text.count("\n", 0, nul) + 1, text.count("\x00"))
+    return text
 
 
-def _decompress(path: Path) -> bytes:
-    try:
-        with gzip.open(path, "rb") as fh:
-            return fh.read()
-    except (EOFError, OSError, zlib.error) as err:
-        raise InputError(
-            f"{path.name}: the gzip stream is truncated or corrupt ({err}); re-download the file."
-        ) from err
+def _nul_error(path: Path, line: int, n: int) -> InputError:
+    return InputError(
+        f"{path.name}: binary content (a NUL byte on line {line}; {n} in the file) where a text "
+        "table was expected. Check that this is the expression file and not an archive or "
+        "image; if it is, the file is damaged, so re-export or re-download it.")
 
 
-def check_field_counts(text: str, sep: str, path: Path, *, first_line: int = 1) -> None:
-    """Raise if any data line has a different number of fields than the header line.
+def check_field_counts(text: str, sep: str, path: Path, *, first_line: int = 1) -> int:
+    """Raise if any data line has a different number of fields than the header line; return the
+    number of non-blank lines (header included).
 
     Counts separators per line with numpy, so it is cheap even for large files; quoted separators
     are not expected in numeric matrices.
@@ -160,17 +209,16 @@ def check_field_counts(text: str, sep: str, path: Path, *, first_line: int = 1) 
     if len(buf) and buf[-1] != 10:
         newlines = np.append(newlines, len(buf))
     if len(newlines) < 2:
-        return
-    # Separators before each line end, by binary search: a cumsum over every byte took 8 bytes
-    # of memory per character, and read a leading empty line as the whole file's count.
-    sep_at = np.flatnonzero(buf == ord(sep))
-    per_line = np.diff(np.searchsorted(sep_at, newlines), prepend=0)
+        return len(newlines)
     starts = np.concatenate([[0], newlines[:-1] + 1])
+    # Separators per line as a sum over each line's bytes (one byte per character, plus 8 per
+    # line); every segment holds at least its newline, so reduceat never sees an empty one.
+    per_line = np.add.reduceat((buf == ord(sep)).view(np.uint8), starts, dtype=np.int64)
     length = newlines - starts
     # Empty lines, or a lone '\r'; a one-character line such as '3' is not blank.
     blank = (length == 0) | ((length == 1) & (buf[np.minimum(starts, len(buf) - 1)] == 13))
     if blank.all():
-        return
+        return 0
     expected = per_line[np.argmax(~blank)]               # the header: first non-empty line
     bad = np.flatnonzero((per_line != expected) & ~blank)
     if len(bad):
@@ -182,6 +230,7 @@ def check_field_counts(text: str, sep: str, path: Path, *, first_line: int = 1) 
             f"{path.name}: {where} has {got} fields but the header has {want}.{hint}"
             f" ({len(bad)} line(s) differ.)"
         )
+    return int((~blank).sum())
 
 
 def to_float_matrix(frame: pd.DataFrame, path: Path, *, rows: str, cols: str) -> np.ndarray:
@@ -190,10 +239,14 @@ def to_float_matrix(frame: pd.DataFrame, path: Path, *, rows: str, cols: str) ->
     Missing tokens (empty, NA, NaN, null, ...) become NaN; infinities are refused. `rows` and
     `cols` name what the table's rows and columns hold ("gene", "sample") for the error message.
     """
-    values = np.empty(frame.shape, dtype=np.float64)
-    is_num = np.array([pd.api.types.is_numeric_dtype(t) for t in frame.dtypes], dtype=bool)
-    if is_num.any():
-        values[:, is_num] = frame.loc[:, is_num].to_numpy(dtype=np.float64)
+    out = np.empty(frame.shape, dtype=np.float32)
+    is_num = numeric_columns(frame)
+    if is_num.all():
+        with np.errstate(over="ignore"):                  # overflow to inf is checked below
+            out[:] = frame.to_numpy(dtype=np.float64)
+    elif is_num.any():
+        with np.errstate(over="ignore"):
+            out[:, is_num] = frame.loc[:, is_num].to_numpy(dtype=np.float64)
     if not is_num.all():
         # All text cells in one flat vectorised pass rather than a loop over columns.
         block = frame.loc[:, ~is_num]
@@ -209,26 +262,153 @@ def to_float_matrix(frame: pd.DataFrame, path: Path, *, rows: str, cols: str) ->
                 f"({int(bad.sum())} such cell(s)). Fix or blank those cells; missing values may be "
                 "written as empty, NA or NaN."
             )
-        values[:, ~is_num] = numeric.to_numpy(dtype=np.float64, na_value=np.nan).reshape(block.shape)
-    inf = np.isinf(values)
+        with np.errstate(over="ignore"):
+            out[:, ~is_num] = numeric.to_numpy(dtype=np.float64,
+                                               na_value=np.nan).reshape(block.shape)
+    # Checked after the conversion: 1e39 is finite in float64 but inf in float32.
+    inf = np.isinf(out)
     if inf.any():
         r, c = np.argwhere(inf)[0]
         raise InputError(
-            f"{path.name}: {rows} '{frame.index[r]}', {cols} '{frame.columns[c]}' is infinite "
-            f"({int(inf.sum())} such cell(s)); replace them with a finite value or leave them empty."
-        )
-    return values.astype(np.float32)
+            f"{path.name}: {rows} '{frame.index[r]}', {cols} '{frame.columns[c]}' is infinite or "
+            f"beyond float32's range of +-3.4e38 ({int(inf.sum())} such cell(s)); replace them "
+            "with a finite value or leave them empty.")
+    return out
+
+
+def numeric_columns(frame: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the columns with a numeric (or bool) dtype; one test per distinct dtype,
+    not per column, so a million columns cost milliseconds."""
+    codes, kinds = pd.factorize(frame.dtypes.to_numpy(dtype=object))
+    return np.array([k.kind in "biuf" for k in kinds], dtype=bool)[codes] if len(codes) \
+        else np.zeros(0, dtype=bool)
 
 
 def missing_token_variants() -> list[str]:
     """MISSING_TOKENS in the casings files use (NA, Na, na), for pandas' exact-match na_values."""
-    return sorted({v for t in MISSING_TOKENS for v in (t, t.upper(), t.capitalize())})
+    return sorted({v for t in MISSING_TOKENS for v in (t, t.upper(), t.capitalize())} | {"NaN"})
 
 
 def table_from_text(text: str, sep: str, path: Path, *, na_values=(), **kwargs) -> pd.DataFrame:
     """Parse delimited text; only `na_values` become NaN, so ids like "NA" survive elsewhere."""
+    # Bytes, not StringIO: a StringIO holds 4 bytes per character, the encoded text 1.
+    data = io.BytesIO(text.encode("utf-8", "surrogatepass"))
     try:
-        return pd.read_csv(io.StringIO(text), sep=sep, dtype=None, keep_default_na=False,
+        return pd.read_csv(data, sep=sep, keep_default_na=False, encoding="utf-8",
                            na_values=na_values, low_memory=False, **kwargs)
-    except (pd.errors.ParserError, ValueError) as err:
-        raise InputError(f"{path.name}: could not parse as a table ({err}).") from err
+    except (pd.errors.ParserError, ValueError, IndexError, OverflowError) as err:
+        raise InputError(f"{path.name}: could not parse as a table ({err}); check the "
+                         "separators and quotes, or re-export the file.") from err
+
+
+def numeric_table(text: str, sep: str, path: Path, *, names: Sequence[str],
+                  text_columns: Collection[int] = (), rows: str, cols: str,
+                  first_data_line: int = 1, **kwargs) -> pd.DataFrame:
+    """Parse delimited `text` with every column outside `text_columns` as float64.
+
+    `names` are the header's fields by position; `first_data_line` is the 0-based line of the
+    first data row. Forcing the dtype keeps one stray word from turning a whole value column
+    into Python strings (90 bytes a cell instead of 8); missing tokens become NaN, column 0
+    (the ids) stays text. A cell that is not a number raises `InputError` naming the row id,
+    the column and the value.
+    """
+    keep = set(text_columns) | {0}
+    numeric = [i for i in range(len(names)) if i not in keep]
+    converters = {0: str, **kwargs.pop("converters", {})}
+    try:
+        return table_from_text(text, sep, path, na_values=missing_token_variants(),
+                               dtype=dict.fromkeys(numeric, np.float64), converters=converters,
+                               **kwargs)
+    except InputError as err:
+        cause = str(err.__cause__ or "")
+        if (column := re.search(r"in column (\d+)$", cause)) is not None \
+                and int(column.group(1)) < len(names):
+            bad = int(column.group(1))
+            raise _bad_cell(text, sep, path, bad, name=str(names[bad]), rows=rows, cols=cols,
+                            **kwargs) from None
+        if (word := re.match(r"could not convert string to float: (.*)$", cause, re.DOTALL)):
+            raise _bad_value(text, sep, path, _literal(word.group(1)), names, set(numeric),
+                             rows=rows, cols=cols, first_data_line=first_data_line) from None
+        raise
+
+
+def _literal(text: str) -> str:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text.strip("'")
+    return str(value)
+
+
+def _bad_value(text: str, sep: str, path: Path, value: str, names: Sequence[str],
+               numeric: set[int], *, rows: str, cols: str, first_data_line: int) -> InputError:
+    """Where the cell `value` sits in a numeric column (found by a search of the text)."""
+    fix = "Fix or blank those cells; missing values may be written as empty, NA or NaN."
+    cell = re.compile(rf'(?m)(?:^|{re.escape(sep)})"?{re.escape(value)}"?(?={re.escape(sep)}|\r?$)')
+    for hit in cell.finditer(text):
+        start = hit.start() + (text[hit.start()] == sep)
+        line_start = text.rfind("\n", 0, start) + 1
+        column = text.count(sep, line_start, start)
+        if column not in numeric:
+            continue
+        line = text.count("\n", 0, line_start)
+        end = text.find(sep, line_start)
+        row_id = text[line_start:end if end >= 0 else start].strip().strip('"')
+        return InputError(
+            f"{path.name}: {rows} '{row_id[:80]}' (row {line - first_data_line + 1} of the data), "
+            f"{cols} '{names[column]}' holds '{value[:60]}', which is not a number. {fix}")
+    return InputError(f"{path.name}: a {cols} column holds '{value[:60]}', which is not a "
+                      f"number. {fix}")
+
+
+def _bad_cell(text: str, sep: str, path: Path, column: int, *, name: str, rows: str, cols: str,
+              **kwargs) -> InputError:
+    """The first cell of `column` that is not a number (re-read as text), as an InputError."""
+    frame = table_from_text(text, sep, path, usecols=[0, column],
+                            converters={0: str, column: str}, **kwargs)
+    cells = frame.iloc[:, 1].astype(str).str.strip()
+    numeric = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    missing = cells.str.lower().isin(MISSING_TOKENS).to_numpy(dtype=bool)
+    where = np.flatnonzero(~np.isfinite(numeric) & ~missing)
+    if not len(where):
+        return InputError(f"{path.name}: {cols} '{name}' holds a cell that is not a number; fix "
+                          "or blank it (missing values may be written as empty, NA or NaN).")
+    r = int(where[0])
+    what = ("is infinite or beyond float32's range of +-3.4e38" if np.isinf(numeric[r])
+            else "is not a number")
+    return InputError(
+        f"{path.name}: {rows} '{frame.iat[r, 0]}' (row {r + 1} of the data), {cols} '{name}' "
+        f"holds '{cells.iat[r][:60]}', which {what} ({len(where)} such cell(s) in that "
+        "column). Fix or blank those cells; missing values may be written as empty, NA or NaN.")
+
+
+def flat_numeric_table(text: str, sep: str, names: Sequence[str]) -> pd.DataFrame | None:
+    """An id column plus a float64 block, for a table whose columns after the first are all
+    values: the cells are parsed as one long column and reshaped. pandas spends ~50 us per
+    column building a frame, so this keeps a 1,000,000-column table to seconds, not minutes.
+
+    None when a cell is not a number or the cells do not come out as rows x columns: then the
+    caller parses column by column, which names the cell.
+    """
+    ids, chunks = [], []
+    for line in text.split("\n")[1:]:                # one iteration per row, not per cell
+        if not line.strip():
+            continue
+        head, _, rest = line.partition(sep)
+        ids.append(head.strip().strip('"'))
+        chunks.append(rest.replace(sep, "\n").encode("utf-8", "surrogatepass"))
+    data = b"\n".join(chunks) + b"\n"
+    del chunks
+    try:
+        column = pd.read_csv(io.BytesIO(data), header=None, names=["v"], dtype=np.float64,
+                             na_values=missing_token_variants(), keep_default_na=False,
+                             skip_blank_lines=False, encoding="utf-8", engine="c")["v"]
+    except ValueError:                 # a word among the values (ParserError included)
+        return None
+    n_values = len(names) - 1
+    if len(column) != len(ids) * n_values:
+        return None
+    block = column.to_numpy().reshape(len(ids), n_values)
+    frame = pd.DataFrame(block, columns=pd.RangeIndex(1, len(names)), copy=False)
+    frame.insert(0, 0, np.asarray(ids, dtype=object))
+    return frame

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from gexcore import keys
+from gexcore.data._limits import FOOTPRINTS, check_labels, memory_budget
 from gexcore.data._source import MISSING_TOKENS, read_text, table_from_text
 from gexcore.errors import InputError
 
@@ -20,6 +21,9 @@ __all__ = ["JoinReport", "MatchLevel", "join_clinical", "patient_ids", "read_cli
 logger = logging.getLogger(__name__)
 
 MatchLevel = Literal["exact", "sample", "patient"]
+
+MAX_COLUMNS = 10_000            # clinical exports have hundreds; more is a wrong separator
+_FOOTPRINT = FOOTPRINTS["clinical"]
 
 ID_COLUMNS = ("SAMPLE_ID", "sample", "sampleID", "sample_id", "submitter_id", "case_submitter_id",
               "cases.submitter_id", "PATIENT_ID", "patient", "ID")
@@ -33,14 +37,20 @@ _LEVEL_TEXT = {"exact": "exact ids", "sample": "sample-level barcodes, first 15 
 
 # ---------------------------------------------------------------------------------- reading
 
-def read_clinical(path: str | Path, *, sample_column: str | None = None) -> pd.DataFrame:
+def read_clinical(path: str | Path, *, sample_column: str | None = None,
+                  max_bytes: int | None = None) -> pd.DataFrame:
     """Read a clinical table (CSV/TSV/TXT, gzip; cBioPortal, Xena, GDC) indexed by sample id.
 
     Numeric columns become numbers, missing tokens NaN. `attrs` carry source, format, id_column,
     display_names, datatypes, n_duplicates_dropped, duplicate_ids and n_missing_ids.
+    `max_bytes` is the memory the read may use (default: half of what is available).
     """
     path = Path(path)
-    lines = read_text(path).splitlines()
+    budget = memory_budget(max_bytes)
+    text = read_text(path, max_bytes=_FOOTPRINT.text_limit(budget))
+    n_bytes = len(text)
+    lines = text.splitlines()
+    del text
     while lines and not lines[0].strip():
         lines.pop(0)
     n_meta = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
@@ -49,7 +59,15 @@ def read_clinical(path: str | Path, *, sample_column: str | None = None) -> pd.D
         raise InputError(f"{path.name}: no header line after the '#' comment lines; "
                          "re-export the clinical table.")
     sep = _detect_sep(body[0], path)
+    n_columns = body[0].count(sep) + 1
+    if n_columns > MAX_COLUMNS:
+        raise InputError(f"{path.name}: the header has {n_columns:,} columns; a clinical table "
+                         f"may have at most {MAX_COLUMNS:,}. Keep the columns you need (or check "
+                         "the separator).")
+    _FOOTPRINT.check(path, budget, n_bytes=n_bytes, n_text_cells=len(body) * n_columns,
+                     n_columns=n_columns)
     header = table_from_text(body[0], sep, path, nrows=0).columns
+    check_labels(header, path, "column name", where="the header line", allow_empty=True)
     table = table_from_text("\n".join(body), sep, path,
                             converters={i: str for i in range(len(header) + 1)})
     if not isinstance(table.index, pd.RangeIndex):           # R write.table: no header for ids
@@ -61,8 +79,9 @@ def read_clinical(path: str | Path, *, sample_column: str | None = None) -> pd.D
     attrs = {"source": path.name, "format": _format_of(table.columns, meta, sep),
              **_cbioportal_meta(meta, sep, table.columns)}
     id_column = _id_column(table.columns, sample_column, path)
+    ids = table[id_column].astype(str).str.strip()
+    check_labels(ids, path, "sample id", where=f"column '{id_column}'", allow_empty=True)
     frame = _typed(table.drop(columns=id_column), attrs.get("datatypes", {}))
-    ids = table[id_column].str.strip()
     has_id = ~_missing_mask(ids, _MISSING)
     frame = frame.set_axis(pd.Index(ids, name=id_column))[has_id.to_numpy()]
     duplicated = frame.index.duplicated(keep="first")

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gexcore.data._limits import FOOTPRINTS, check_labels, memory_budget
 from gexcore.data._source import (
     ParsedMatrix,
     check_field_counts,
+    numeric_table,
     read_head_text,
     read_text,
     table_from_text,
@@ -23,6 +25,7 @@ __all__ = ["is_gct", "read_gct"]
 
 logger = logging.getLogger(__name__)
 
+_FOOTPRINT = FOOTPRINTS["gct"]
 _DIMENSIONS = {"#1.2": ("rows", "columns"),
                "#1.3": ("rows", "columns", "row-metadata fields", "column-metadata fields")}
 _SYMBOL_COLUMNS = ("gene_symbol", "pr_gene_symbol", "symbol", "hugo_symbol", "gene_name")
@@ -45,15 +48,24 @@ def read_gct(path: str | Path, *, max_bytes: int | None = None) -> ParsedMatrix:
     are added when the ids or metadata clearly hold them. Metadata 'na' / '-666' become NaN.
     """
     path = Path(path)
-    text = read_text(path, max_bytes=max_bytes)
+    budget = memory_budget(max_bytes)
+    text = read_text(path, max_bytes=_FOOTPRINT.text_limit(budget))
     version, dims, body = _preamble(text, path)
+    del text
     n_rows, n_cols = dims[0], dims[1]
     n_row_meta, n_col_meta = (dims[2], dims[3]) if version == "#1.3" else (1, 0)
     header = _check_header(body, path, n_cols, n_row_meta)
-    check_field_counts(body, "\t", path, first_line=3)
-    as_text = {i: str for i in range(1 + n_row_meta)}           # ids and metadata stay text
-    frame = table_from_text(body, "\t", path, skiprows=range(1, 1 + n_col_meta),
-                            converters=as_text).set_index(header[0])
+    n_lines = check_field_counts(body, "\t", path, first_line=3)
+    n_data = max(n_lines - 1 - n_col_meta, 0)
+    _FOOTPRINT.check(path, budget, n_bytes=len(body), n_cells=n_data * len(header),
+                     n_text_cells=n_data * (1 + n_row_meta) + n_col_meta * len(header),
+                     n_columns=len(header))
+    meta = range(1 + n_row_meta)
+    frame = numeric_table(body, "\t", path, names=header, text_columns=meta, rows="gene",
+                          cols="sample", first_data_line=1 + n_col_meta,
+                          skiprows=range(1, 1 + n_col_meta),
+                          converters=dict.fromkeys(meta, str)).set_index(header[0])
+    check_labels(frame.index, path, "gene id", where="the first column", allow_empty=True)
     if len(frame) != n_rows:
         fix = ("the file looks truncated, so download it again" if len(frame) < n_rows
                else "correct the row count on line 2")
@@ -104,6 +116,7 @@ def _check_header(body: str, path: Path, n_cols: int, n_row_meta: int) -> list[s
             "the header."
         )
     samples = pd.Index(header[1 + n_row_meta:])
+    check_labels(samples, path, "sample id", where="the header on line 3")
     if samples.has_duplicates:
         raise InputError(f"{path.name}: sample '{samples[samples.duplicated()][0]}' appears more "
                          "than once in the header on line 3; rename or drop the copies.")

@@ -11,6 +11,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from gexcore.data._limits import FOOTPRINTS, check_labels, memory_budget
 from gexcore.data._source import (
     ParsedMatrix,
     check_field_counts,
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 StarValue = Literal["unstranded", "stranded_first", "stranded_second", "tpm_unstranded",
                     "fpkm_unstranded", "fpkm_uq_unstranded"]
+_FOOTPRINT = FOOTPRINTS["gdc_star"]
 _COUNT_COLUMNS = ("unstranded", "stranded_first", "stranded_second")
 _HEADER_START = "gene_id\tgene_name\tgene_type\t"
 _STAR_NAME = re.compile(r"\.rna_seq\.augmented_star_gene_counts\.tsv(?:\.gz)?$")
@@ -69,17 +71,17 @@ def parse_star_file(path: str | Path, *, value: StarValue = "unstranded",
                     max_bytes: int | None = None) -> StarFile:
     """Read one STAR counts file; the `N_*` summary rows are dropped, negative values refused."""
     path = Path(path)
-    table, values, gene_model = _read_star(path, value, max_bytes, annotate=True)
+    table, values, gene_model = _read_star(path, value, memory_budget(max_bytes), annotate=True)
     genes = pd.DataFrame({"gene_symbol": table["gene_name"].replace("", np.nan),
                           "ensembl_id": table.index, "gene_type": table["gene_type"]},
                          index=table.index)
     return StarFile(pd.Series(values, index=table.index, name=path.name), genes, gene_model)
 
 
-def _read_star(path: Path, value: str, max_bytes: int | None, *,
+def _read_star(path: Path, value: str, budget: int, *,
                annotate: bool) -> tuple[pd.DataFrame, np.ndarray, str | None]:
     """(rows indexed by gene_id, float32 values, gene model); gene names only if `annotate`."""
-    text = read_text(path, max_bytes=max_bytes)
+    text = read_text(path, max_bytes=_FOOTPRINT.text_limit(budget))
     n_comments, header, gene_model = _star_header(text, path)
     if value not in header[3:]:
         raise InputError(
@@ -87,7 +89,9 @@ def _read_star(path: Path, value: str, max_bytes: int | None, *,
             "of those (raw counts are 'unstranded')."
         )
     body = text.split("\n", n_comments)[-1] if n_comments else text
-    check_field_counts(body, "\t", path, first_line=n_comments + 1)
+    n_lines = check_field_counts(body, "\t", path, first_line=n_comments + 1)
+    _FOOTPRINT.check(path, budget, n_bytes=len(body), n_cells=n_lines * len(header),
+                     n_text_cells=n_lines * 4)
     # Skipping the name columns makes every file after the first ~30% faster to parse, and
     # skipping the N_* rows (blank TPM cells) keeps the value column numeric.
     columns = ["gene_id", "gene_name", "gene_type", value] if annotate else ["gene_id", value]
@@ -96,6 +100,7 @@ def _read_star(path: Path, value: str, max_bytes: int | None, *,
     table = table_from_text(body, "\t", path, usecols=columns,
                             skiprows=range(1, 1 + n_summary))
     table = table.set_index(table["gene_id"].astype(str))
+    check_labels(table.index, path, "gene id", where="the gene_id column")
     table = table[~table.index.str.startswith("N_")]        # any summary rows placed elsewhere
     values = to_float_matrix(table[[value]], path, rows="gene", cols="column")[:, 0]
     negative = np.flatnonzero(values < 0)
@@ -129,10 +134,12 @@ def read_gdc_star(
         notes.append("No GDC sample sheet was given, so samples are named by file name; add the "
                      "cart's gdc_sample_sheet*.tsv to name them by TCGA sample barcode.")
     else:
-        table = _match_sheet(Path(sample_sheet), files, folder, notes)
+        table = _match_sheet(Path(sample_sheet), files, folder, notes,
+                             budget=memory_budget(max_bytes))
     source = Path(sample_sheet).name if sample_sheet is not None else str(folder or files[0])
     table = _drop_duplicate_samples(table, duplicates, source, notes)
-    first, values = _stack_files(list(table["path"]), value=value, max_bytes=max_bytes)
+    first, values = _stack_files(list(table["path"]), value=value,
+                                 budget=memory_budget(max_bytes))
     genes = first.genes
     model = first.gene_model or "gene model not stated"
     notes.insert(0, f"GDC STAR - Counts: {len(values)} file(s), column '{value}' ({model}); the "
@@ -203,9 +210,9 @@ def _table_without_sheet(files: list[Path]) -> pd.DataFrame:
 
 
 def _match_sheet(sheet_path: Path, files: list[Path], folder: Path | None,
-                 notes: list[str]) -> pd.DataFrame:
+                 notes: list[str], *, budget: int) -> pd.DataFrame:
     """Pair sheet rows with files by name; a folder must hold every STAR file its sheet lists."""
-    sheet = _read_sample_sheet(sheet_path, notes)
+    sheet = _read_sample_sheet(sheet_path, notes, budget)
     is_star = sheet["file_name"].str.contains(_STAR_NAME)
     if not is_star.any():
         raise InputError(f"{sheet_path.name}: lists no STAR gene-count files (*.augmented_star_"
@@ -241,9 +248,14 @@ def _match_sheet(sheet_path: Path, files: list[Path], folder: Path | None,
     return table.set_index("sample_id")[first_cols + rest].rename_axis(None)
 
 
-def _read_sample_sheet(path: Path, notes: list[str]) -> pd.DataFrame:
+def _read_sample_sheet(path: Path, notes: list[str], budget: int) -> pd.DataFrame:
     """The GDC sample sheet with snake_case columns; list cells ('a, b') keep their first item."""
-    sheet = table_from_text(read_text(path), "\t", path).astype(str)
+    sheet_print = FOOTPRINTS["clinical"]
+    text = read_text(path, max_bytes=sheet_print.text_limit(budget))
+    n_cells = (text.count("\n") + 1) * (text[:text.find("\n")].count("\t") + 1)
+    sheet_print.check(path, budget, n_bytes=len(text), n_text_cells=n_cells)
+    sheet = table_from_text(text, "\t", path).astype(str)
+    del text
     sheet.columns = [re.sub(r"\W+", "_", str(c).strip().lower()) for c in sheet.columns]
     needed = {"file_name": "File Name", "sample_id": "Sample ID"}
     missing = [title for col, title in needed.items() if col not in sheet.columns]
@@ -259,6 +271,9 @@ def _read_sample_sheet(path: Path, notes: list[str]) -> pd.DataFrame:
                      f"'{sheet.loc[listed, 'sample_id'].iloc[0]}'); the first one is used.")
     sample_cols = [c for c in sheet.columns if c not in _FILE_COLUMNS]
     sheet[sample_cols] = sheet[sample_cols].apply(lambda s: s.str.split(",").str[0].str.strip())
+    for column, what in (("sample_id", "sample id"), ("file_name", "file name")):
+        check_labels(sheet[column], path, what, where=f"the {needed[column]} column",
+                     allow_empty=True)
     sheet["line"] = np.arange(len(sheet)) + 2                # the header is line 1
     return sheet.drop(columns=[c for c in ("data_category", "data_type") if c in sheet])
 
@@ -286,17 +301,19 @@ def _drop_duplicate_samples(table: pd.DataFrame, duplicates: str, source: str,
 
 
 def _stack_files(paths: list[Path], *, value: str,
-                 max_bytes: int | None) -> tuple[StarFile, np.ndarray]:
+                 budget: int) -> tuple[StarFile, np.ndarray]:
     """(first file, (files, genes) float32); every file must list the first file's genes.
 
     Only each file's values are kept, so a thousand files do not hold a thousand gene tables.
     """
-    first = parse_star_file(paths[0], value=value, max_bytes=max_bytes)
+    first = parse_star_file(paths[0], value=value, max_bytes=budget)
     ref = first.values.index
+    _FOOTPRINT.check(paths[0].parent, budget, n_cells=len(paths) * len(ref),
+                     what=f"{len(paths):,} files x {len(ref):,} genes")
     out = np.empty((len(paths), len(ref)), dtype=np.float32)
     out[0] = first.values.to_numpy()
     for row, path in enumerate(paths[1:], start=1):        # one iteration per file
-        table, values, model = _read_star(path, value, max_bytes, annotate=False)
+        table, values, model = _read_star(path, value, budget, annotate=False)
         if not table.index.equals(ref):
             differ = ref.symmetric_difference(table.index)
             if len(differ):

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gexcore.data._limits import FOOTPRINTS, check_labels, memory_budget
 from gexcore.data._source import (
     ParsedMatrix,
     check_field_counts,
+    numeric_table,
     read_head_text,
     read_text,
-    table_from_text,
     to_float_matrix,
 )
 from gexcore.errors import InputError
@@ -23,6 +24,7 @@ __all__ = ["is_geo_series_matrix", "read_geo_series_matrix"]
 
 logger = logging.getLogger(__name__)
 
+_FOOTPRINT = FOOTPRINTS["geo"]
 _BEGIN = "!series_matrix_table_begin"
 _END = "!series_matrix_table_end"
 _CHARACTERISTICS = r"^characteristics_ch(\d+)$"
@@ -42,11 +44,16 @@ def read_geo_series_matrix(path: str | Path, *, max_bytes: int | None = None) ->
     `sample_info.attrs["series"]` holds the `!Series_*` fields (title, geo_accession, ...).
     """
     path = Path(path)
-    text = read_text(path, max_bytes=max_bytes)
+    budget = memory_budget(max_bytes)
+    text = read_text(path, max_bytes=_FOOTPRINT.text_limit(budget))
     header, table_text, first_line = _split_blocks(text, path)
+    del text
+    # The !Sample_ lines become one Python string per cell; the table's values are floats.
+    _FOOTPRINT.check(path, budget, n_bytes=len(header) + len(table_text),
+                     n_text_cells=header.count("\t"), n_columns=0)
     series = _series_fields(header)
     info = _sample_info(header, path)
-    frame = _expression_table(table_text, path, first_line)
+    frame = _expression_table(table_text, path, first_line, budget)
     info = _match_samples(info, frame.columns, path)
     values = np.ascontiguousarray(to_float_matrix(frame, path, rows="probe", cols="sample").T)
     info.attrs["series"] = series
@@ -122,6 +129,7 @@ def _sample_info(header: str, path: Path) -> pd.DataFrame:
     unquoted = lines.str.replace(r'(^|\t)"|"(?=\t|$)', r"\1", regex=True)
     cells = unquoted.str.split("\t", expand=True).iloc[:, 1:]
     accessions = pd.Index(cells.iloc[where[0]].str.strip().to_numpy(), dtype=object)
+    check_labels(accessions, path, "sample id", where="'!Sample_geo_accession'")
     if accessions.has_duplicates:
         raise InputError(f"{path.name}: '!Sample_geo_accession' lists "
                          f"'{accessions[accessions.duplicated()][0]}' twice; download it again.")
@@ -153,14 +161,21 @@ def _pivot_fields(fields: pd.Series, cells: pd.DataFrame, accessions: pd.Index) 
     return wide.reindex(index=accessions, columns=order).rename_axis(index=None, columns=None)
 
 
-def _expression_table(table_text: str, path: Path, first_line: int) -> pd.DataFrame:
-    """The ID_REF x GSM table as text cells, indexed by probe id."""
+def _expression_table(table_text: str, path: Path, first_line: int,
+                      budget: int) -> pd.DataFrame:
+    """The ID_REF x GSM table as floats, indexed by probe id (text)."""
     if not table_text.strip():
         raise InputError(f"{path.name}: nothing between '{_BEGIN}' and '{_END}'; download the "
                          "series matrix again.")
-    check_field_counts(table_text, "\t", path, first_line=first_line)
-    frame = table_from_text(table_text, "\t", path, converters={0: str})  # probe ids stay text
+    n_lines = check_field_counts(table_text, "\t", path, first_line=first_line)
+    names = _cells(table_text[:table_text.find("\n")])
+    check_labels(names[1:], path, "sample id", where=f"the table header on line {first_line}")
+    n_rows = max(n_lines - 1, 0)
+    _FOOTPRINT.check(path, budget, n_bytes=len(table_text), n_cells=n_rows * len(names),
+                     n_text_cells=n_rows, n_columns=len(names))
+    frame = numeric_table(table_text, "\t", path, names=names, rows="probe", cols="sample")
     frame = frame.set_index(frame.columns[0])
+    check_labels(frame.index, path, "probe id", where="the ID_REF column", allow_empty=True)
     if frame.empty:
         raise InputError(
             f"{path.name}: the series matrix table has a header but no probe rows; RNA-seq series "

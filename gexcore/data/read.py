@@ -11,7 +11,8 @@ import pandas as pd
 from anndata import AnnData
 
 from gexcore import keys
-from gexcore.data._source import ParsedMatrix, available_memory, read_head, sniff_magic
+from gexcore.data._limits import check_labels, memory_budget
+from gexcore.data._source import ParsedMatrix, read_head, sniff_magic
 from gexcore.data.genes import Duplicates, GeneId, harmonize_genes
 from gexcore.data.tables import Orientation, read_delimited, read_parquet_table
 from gexcore.data.validate import (
@@ -22,15 +23,12 @@ from gexcore.data.validate import (
 )
 from gexcore.errors import InputError
 
-__all__ = ["Format", "detect_format", "read_cohort"]
+__all__ = ["Format", "check_result", "detect_format", "read_cohort"]
 
 logger = logging.getLogger(__name__)
 
 Format = Literal["auto", "table", "parquet", "h5ad", "gct", "geo", "gdc_star"]
 DeclaredScale = Literal["auto", "counts", "linear", "log", "z-scored"]
-
-# Text tables take ~3x their cell count in bytes while being parsed.
-_PARSE_OVERHEAD = 3
 
 
 def read_cohort(
@@ -55,18 +53,21 @@ def read_cohort(
     Returns samples x genes float32 `X`, clinical columns in `obs` (survival as `obs['time']`,
     `obs['event']`), gene ids in `var`, and `uns['validation']` / `uns['provenance']`.
     Raises `InputError` naming the file, row or column when the input cannot be used.
+    `max_memory` (bytes; default half the available memory) bounds what each file's read may
+    use: every reader checks its measured estimate before the large allocations.
     """
     path = Path(expression)
     if not path.exists():
         raise InputError(f"{path}: file or folder not found.")
     fmt = detect_format(path) if format == "auto" else format
-    budget = max_memory if max_memory is not None else available_memory() // 2
+    budget = memory_budget(max_memory)
     parsed, existing = _parse(path, fmt, orientation=orientation, star_value=star_value,
-                              sample_sheet=sample_sheet, max_bytes=budget // _PARSE_OVERHEAD)
+                              sample_sheet=sample_sheet, max_bytes=budget)
     adata = _assemble(parsed, path, existing_obs=existing, gene_id=gene_id,
                       duplicates=duplicates, scale=scale, allow_missing=allow_missing)
+    check_result(adata, path.name)
     if clinical is not None:
-        _attach_clinical(adata, Path(clinical), sample_column=sample_column)
+        _attach_clinical(adata, Path(clinical), sample_column=sample_column, max_bytes=budget)
     _attach_survival(adata, time_column=time_column, event_column=event_column,
                      source=Path(clinical).name if clinical is not None else path.name)
     report = adata.uns.pop("_report")
@@ -91,9 +92,9 @@ def detect_format(path: Path) -> Format:
     if kind == "Parquet":
         return "parquet"
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    if text.startswith("#1.2") or text.startswith("#1.3"):
+    if text.startswith(("#1.2", "#1.3")):
         return "gct"
-    if text.startswith("!Series_") or text.startswith("!Sample_"):
+    if text.startswith(("!Series_", "!Sample_")):
         return "geo"
     if text.startswith("# gene-model"):
         return "gdc_star"
@@ -105,10 +106,10 @@ def _parse(path: Path, fmt: str, *, orientation, star_value, sample_sheet, max_b
     if fmt == "table":
         return read_delimited(path, orientation=orientation, max_bytes=max_bytes), None
     if fmt == "parquet":
-        _check_size(path, max_bytes)
-        return read_parquet_table(path, orientation=orientation), None
+        return read_parquet_table(path, orientation=orientation, max_bytes=max_bytes), None
     if fmt == "h5ad":
-        return _read_h5ad(path, max_bytes)
+        from gexcore.data.h5ad import read_h5ad_matrix
+        return read_h5ad_matrix(path, max_bytes=max_bytes)
     if fmt == "gct":
         from gexcore.data.gct import read_gct
         return read_gct(path, max_bytes=max_bytes), None
@@ -123,34 +124,12 @@ def _parse(path: Path, fmt: str, *, orientation, star_value, sample_sheet, max_b
     raise ValueError(f"unknown format {fmt!r}; choose one of {Format.__args__}.")
 
 
-def _check_size(path: Path, max_bytes: int) -> None:
-    if path.stat().st_size > max_bytes:
-        raise InputError(f"{path.name}: {path.stat().st_size / 2**30:.1f} GiB is more than this "
-                         "machine can hold as a matrix; subset it first.")
-
-
-def _read_h5ad(path: Path, max_bytes: int) -> tuple[ParsedMatrix, pd.DataFrame]:
-    import anndata
-
-    _check_size(path, max_bytes)
-    try:
-        src = anndata.read_h5ad(path)
-    except (OSError, KeyError, ValueError, TypeError) as err:
-        raise InputError(f"{path.name}: not a readable .h5ad file ({err}).") from err
-    X = src.X.toarray() if hasattr(src.X, "toarray") else np.asarray(src.X)
-    X = X.astype(np.float32)
-    if np.isinf(X).any():
-        r, c = np.argwhere(np.isinf(X))[0]
-        raise InputError(f"{path.name}: sample '{src.obs_names[r]}', gene '{src.var_names[c]}' "
-                         "is infinite; replace it with a finite value or NaN.")
-    parsed = ParsedMatrix(values=X, samples=pd.Index(src.obs_names), genes=src.var.copy(),
-                          format="h5ad")
-    return parsed, src.obs.copy()
-
-
 def _assemble(parsed: ParsedMatrix, path: Path, *, existing_obs, gene_id, duplicates, scale,
               allow_missing) -> AnnData:
     """Harmonise genes, check values, and build the AnnData with its validation report."""
+    # Every reader's ids, bounded before the gene-id regexes of harmonize_genes see them.
+    check_labels(parsed.samples, path, "sample id")
+    check_labels(parsed.genes.index, path, "gene id", allow_empty=True)
     counts = parsed.count_based or scale == "counts"
     values, var, gene_summary = harmonize_genes(parsed.values, parsed.genes, gene_id=gene_id,
                                                 duplicates=duplicates, count_based=counts)
@@ -184,10 +163,11 @@ def _assemble(parsed: ParsedMatrix, path: Path, *, existing_obs, gene_id, duplic
     return adata
 
 
-def _attach_clinical(adata: AnnData, path: Path, *, sample_column: str | None) -> None:
+def _attach_clinical(adata: AnnData, path: Path, *, sample_column: str | None,
+                     max_bytes: int) -> None:
     from gexcore.data.clinical import join_clinical, read_clinical
 
-    table = read_clinical(path, sample_column=sample_column)
+    table = read_clinical(path, sample_column=sample_column, max_bytes=max_bytes)
     joined, join = join_clinical(adata.obs_names, table)
     joined = joined.set_axis(adata.obs_names)
     new = joined[[c for c in joined.columns if c not in (keys.OBS_PATIENT,)]]
@@ -223,6 +203,37 @@ def _attach_survival(adata: AnnData, *, time_column: str | None, event_column: s
                          time, event)
     adata.uns[keys.UNS_SURVIVAL] = info
     adata.uns["_report"].survival = info
+
+
+def check_result(adata: AnnData, source: str) -> None:
+    """The one validity check every read ends with, whatever the format: at least one sample
+    and one gene, float32 `X` with no inf and not all missing, unique non-empty ids."""
+    n_obs, n_vars = adata.shape
+    if n_obs == 0 or n_vars == 0:
+        what = "samples" if n_obs == 0 else "genes"
+        raise InputError(f"{source}: no {what} were read ({n_obs} samples x {n_vars} genes); "
+                         "check that the file holds a matrix with ids and values.")
+    X = adata.X
+    if not isinstance(X, np.ndarray) or X.dtype != np.float32:
+        raise TypeError(f"a reader returned {type(X).__name__} {getattr(X, 'dtype', '')}; "
+                        "expected a float32 ndarray")
+    inf = np.isinf(X)
+    if inf.any():
+        r, c = np.argwhere(inf)[0]
+        raise InputError(
+            f"{source}: sample '{adata.obs_names[r]}', gene '{adata.var_names[c]}' is infinite "
+            f"or beyond float32's range of +-3.4e38 ({int(inf.sum())} such cell(s); summed "
+            "duplicated genes can overflow too); rescale those values or give finite ones.")
+    if np.isnan(X).all():
+        raise InputError(f"{source}: every value is missing ({n_obs} x {n_vars} cells, all empty "
+                         "or NA); check the file's separator and value columns.")
+    for names, what in ((adata.obs_names, "sample"), (adata.var_names, "gene")):
+        if names.has_duplicates:
+            dup = names[names.duplicated()]
+            raise InputError(f"{source}: {what} id '{dup[0]}' occurs more than once "
+                             f"({len(dup)} duplicate(s)); make the {what} ids unique.")
+    if (adata.obs_names.str.strip() == "").any():
+        raise InputError(f"{source}: a sample has an empty id; give every sample an id.")
 
 
 def h5ad_safe(frame: pd.DataFrame) -> pd.DataFrame:
