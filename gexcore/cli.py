@@ -98,6 +98,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _write_h5ad(adata, out: Path) -> None:
+    """Replace `out` (a file the user named) atomically; nothing beside it is touched."""
     from gexcore.atomic import atomic_write
 
     atomic_write(out, lambda tmp: adata.write_h5ad(tmp))
@@ -118,10 +119,14 @@ def _config(cls: type, args: argparse.Namespace):
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from gexcore.atomic import check_output_dir
+    from gexcore.models.checkpoint import ENCODER_OUTPUT
     from gexcore.train import is_main_process
     from gexcore.train.config import TrainConfig
     from gexcore.workspace.pretrain import new_encoder
 
+    if is_main_process():           # refuse a folder of the user's before training; finish or
+        check_output_dir(args.out, ENCODER_OUTPUT)        # clean a save killed last time
     adata = read_from_args(args)
     train_config = _config(TrainConfig, args)
     # Built as the app's pretrain job builds it, so CLI and pages train the same model.
@@ -172,13 +177,16 @@ def _cmd_impute(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gexcore import keys
+    from gexcore.atomic import check_output_dir
     from gexcore.evaluate import run_evaluation
     from gexcore.evaluate.config import EvalConfig
+    from gexcore.evaluate.report import REPORT_OUTPUT
 
     survival = args.survival or args.time is not None or args.event is not None
     if sum([args.label is not None, survival, args.impute]) != 1:
         raise ValueError("choose one task: --label COLUMN, --time COLUMN --event COLUMN "
                          "(or --survival for the detected columns), or --impute.")
+    check_output_dir(args.out, REPORT_OUTPUT)           # before reading and evaluating
     if survival:                        # the reader parses and checks the named columns
         args.time_column = args.time or args.time_column
         args.event_column = args.event or args.event_column
@@ -254,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "it trains data-parallel.")
     add_input_arguments(p)
     p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    p.add_argument("--out", type=Path, required=True,
+                   help="checkpoint folder to write: new, empty, or a checkpoint to replace "
+                        "(your own files in it are kept)")
     p.add_argument("--preset", default=_FROM_CONFIG, choices=["auto", "small", "base"],
                    help="model size: small for CPUs, base for GPUs (default: by device)")
     p.add_argument("--top-genes", type=int, default=_FROM_CONFIG,
@@ -331,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let pretraining see the test samples (unlabelled); the report says so")
     p.add_argument("--groups", default=_FROM_CONFIG, choices=["median", "tertiles", "quartiles"],
                    help="risk groups for the Kaplan-Meier summary (cut on training risks)")
-    p.add_argument("--out", type=Path, required=True, help="report folder to write")
+    p.add_argument("--out", type=Path, required=True,
+                   help="report folder to write: new, empty, or a report to replace (your own "
+                        "files in it are kept)")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 

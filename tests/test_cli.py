@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +17,10 @@ import pandas as pd
 import pytest
 
 from gexcore.cli import main
+from gexcore.models import checkpoint
+from gexcore.models.encoder import Encoder
+from gexcore.train import load_train_state
+from tests.crash import killed_at
 
 DATA = Path(__file__).resolve().parents[1] / "assets" / "data"
 GSE = DATA / "gse7390_breast"
@@ -143,6 +151,14 @@ def test_evaluate_classification_on_a_user_csv_pair(tmp_path, capsys):
     assert "| scarf (fine-tuned) |" in (out / "report.md").read_text()
     assert (out / "curves.html").exists() and (out / "predictions.csv").exists()
     assert "| model | 50% | 100% |" in capsys.readouterr().out
+    # Again into the same folder, now holding the user's notes: replaced, notes kept.
+    (out / "notes.md").write_text("compare with run 2")
+    assert main(["evaluate", str(expr), "--impute", "--methods", "scarf", "--seeds", "1",
+                 "--fractions", "1.0", "--pretrain-epochs", "1", "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["task"] == "imputation"
+    assert (out / "notes.md").read_text() == "compare with run 2"
+    assert not (out / "predictions.csv").exists()        # the classification run's, now stale
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_evaluate_survival_with_cbioportal_style_columns(tmp_path):
@@ -191,7 +207,7 @@ def test_evaluate_bad_label_lists_the_columns(tmp_path, capsys):
 
 
 def test_evaluate_needs_exactly_one_task(tmp_path, capsys):
-    expr, clin, _ = _user_csv_pair(tmp_path)
+    expr, _, _ = _user_csv_pair(tmp_path)
     assert main(["evaluate", str(expr), "--label", "x", "--impute",
                  "--out", str(tmp_path / "x")]) == 2
     assert "choose one task" in capsys.readouterr().err
@@ -237,3 +253,102 @@ def test_impute_refuses_a_model_without_a_decoder_and_a_bad_suffix(tmp_path, cap
     assert main(["impute", str(model), str(expr), "--out", str(tmp_path / "x.parquet")]) == 2
     assert "must end in .h5ad or .csv" in capsys.readouterr().err
     assert not any(tmp_path.glob("x.*"))
+
+
+# --- --out never deletes what GexScope did not write ---------------------------------------
+
+@pytest.mark.parametrize("command", ["pretrain", "evaluate"])
+def test_out_refuses_a_folder_of_the_users(command, tmp_path, capsys):
+    """Regression: --out on an existing folder silently deleted everything in it."""
+    expr, clin, _ = _user_csv_pair(tmp_path)
+    out = tmp_path / "my results"
+    out.mkdir()
+    (out / "notes.md").write_bytes(b"a week of notes\n")
+    task = (["--method", "scarf", "--epochs", "1"] if command == "pretrain" else
+            ["--clinical", str(clin), "--label", "Tumour type", *FAST])
+    assert main([command, str(expr), *task, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(out) in err and "Choose a new or empty folder" in err
+    assert [p.name for p in out.iterdir()] == ["notes.md"]
+    assert (out / "notes.md").read_bytes() == b"a week of notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my results", "my_clinical.csv",
+                                                          "my_expression.csv"]
+
+
+def test_out_replaces_a_checkpoint_only_once_the_new_one_is_complete(tmp_path, umask022):
+    """Regression: the old folder was deleted whole; outputs were 0600, unreadable to the lab."""
+    expr, _, _ = _user_csv_pair(tmp_path)
+    out = tmp_path / "enc"
+    pretrain = ["pretrain", str(expr), "--method", "scarf", "--epochs", "1", "--out", str(out)]
+    assert main(pretrain) == 0
+    modes = {p.relative_to(out).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in [out, *out.rglob("*")]}
+    assert modes["."] == modes["train_state"] == 0o755 and modes["model.safetensors"] == 0o644
+    assert set(modes.values()) == {0o755, 0o644}
+    (out / "notes.md").write_text("mine")
+    model = {name: (out / name).read_bytes() for name in checkpoint._FILES}
+    with killed_at(checkpoint, "save_file", 1):         # killed while writing the new model
+        main([*pretrain, "--seed", "1"])
+    assert {name: (out / name).read_bytes() for name in checkpoint._FILES} == model
+    assert main([*pretrain, "--seed", "1"]) == 0        # cleans the killed save's temp folder
+    assert (out / "model.safetensors").read_bytes() != model["model.safetensors"]
+    assert (out / "notes.md").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc", "my_clinical.csv",
+                                                          "my_expression.csv"]
+
+
+@pytest.fixture
+def umask022():
+    saved = os.umask(0o022)
+    yield
+    os.umask(saved)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished `gex pretrain` folder (model + train_state at the last step) and its input."""
+    root = tmp_path_factory.mktemp("trained")
+    expr, _, _ = _user_csv_pair(root)
+    assert main(["pretrain", str(expr), "--method", "scarf", "--epochs", "1",
+                 "--out", str(root / "enc")]) == 0
+    return expr, root / "enc"
+
+
+# os.replace calls of the final save: 1 the marker's "complete", 2 the old folder aside, 3 the
+# new one in place, 4-5 notes.md and train_state/ moved across; then the old folder removed.
+FINAL_SAVE_KILLS = [("replace", 1), ("replace", 2), ("replace", 3), ("replace", 4),
+                    ("replace", 5), ("rmtree", 1)]
+
+
+@pytest.mark.parametrize("name, call", FINAL_SAVE_KILLS)
+def test_resume_after_a_kill_at_each_point_of_the_final_save(trained, tmp_path, name, call,
+                                                             caplog):
+    """Regression: a kill in the final save hid the finished model in `.out.*.tmp` and moved
+    train_state/ there, so --resume started from step 0 (saying so only with -v)."""
+    expr, done = trained
+    out = tmp_path / "enc"
+    shutil.copytree(done, out)
+    (out / "notes.md").write_bytes(b"mine\n")
+    resume = ["pretrain", str(expr), "--method", "scarf", "--epochs", "1", "--out", str(out),
+              "--resume"]
+    ours = lambda path, *rest: ".enc." in str(path) or str(path) == str(out)
+    with killed_at(shutil if name == "rmtree" else os, name, call, when=ours):
+        main(resume)
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".enc.")], "a temp folder is left"
+    with caplog.at_level(logging.INFO):
+        assert main(resume) == 0
+    assert "cannot resume" not in caplog.text and "resuming from" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc"]
+    assert (out / "notes.md").read_bytes() == b"mine\n"
+    saved = load_train_state(out)
+    assert saved.meta["loop"]["step"] == saved.meta["total_steps"]
+    Encoder.load(out)
+
+
+def test_out_to_a_file_replaces_only_that_file(tmp_path):
+    (tmp_path / "notes.md").write_text("mine")
+    out = tmp_path / "gse.h5ad"
+    out.write_text("an older export")
+    assert main(["convert", str(GSE / "expression.csv.gz"), str(out)]) == 0
+    assert anndata.read_h5ad(out).n_obs == 198
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gse.h5ad", "notes.md"]

@@ -1,4 +1,8 @@
-"""Evaluation reports: `results.json`, `report.md` (tables) and `curves.html` (plotly)."""
+"""Evaluation reports: `results.json`, `report.md` (tables) and `curves.html` (plotly).
+
+The folder is a `REPORT_OUTPUT`: writing over a folder that is not a report is refused, and
+the user's own files in an old report folder move into the new one.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gexcore.atomic import atomic_write_dir
+from gexcore.atomic import OutputKind, atomic_write_dir
 
-__all__ = ["METRICS", "PRIMARY_METRIC", "markdown_report", "summarize", "write_report"]
+__all__ = ["METRICS", "PRIMARY_METRIC", "REPORT_OUTPUT", "markdown_report", "summarize",
+           "write_report"]
 
 METRICS = {"classification": ("macro_f1", "accuracy", "balanced_accuracy"),
            "survival": ("c_harrell", "c_uno"),
            "imputation": ("rmse", "pearson_r")}
 PRIMARY_METRIC = {task: metrics[0] for task, metrics in METRICS.items()}
+_FILES = ("results.json", "report.md", "curves.html", "predictions.csv")
+
+
+def _is_report_folder(folder: Path) -> bool:
+    """An unmarked report folder an older GexScope wrote."""
+    try:
+        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(results, dict) and results.get("task") in METRICS and
+            (folder / "report.md").is_file())
+
+
+REPORT_OUTPUT = OutputKind("report", "an evaluation report", files=_FILES,
+                           recognise=_is_report_folder)
 
 
 def summarize(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -36,8 +56,8 @@ def markdown_report(task: str, scores: pd.DataFrame, info: dict, config: dict) -
             else "share of observed test cells hidden at random (MCAR)")
     lines = [f"# {task.capitalize()} evaluation", "",
              _describe(task, info, config), "",
-             f"Columns: {axis}. Cells: mean ± sd over {config.get('seeds', '?')} seed(s), "
-             "scored on held-out test samples."]
+             (f"Columns: {axis}. Cells: mean ± sd over {config.get('seeds', '?')} seed(s), "
+              "scored on held-out test samples.")]
     for metric in METRICS[task]:
         if metric not in scores:
             continue
@@ -57,7 +77,10 @@ def markdown_report(task: str, scores: pd.DataFrame, info: dict, config: dict) -
 def write_report(out: str | Path, task: str, scores: pd.DataFrame, *, info: dict,
                  config: object, predictions: pd.DataFrame | None = None,
                  extras: dict | None = None) -> Path:
-    """Write the report folder atomically: JSON, markdown, HTML curves, predictions CSV."""
+    """Write the report folder atomically: JSON, markdown, HTML curves, predictions CSV.
+
+    InputError if `out` is a non-empty folder that is not a report; nothing is changed.
+    """
     from gexcore import viz
 
     config_dict = asdict(config) if hasattr(config, "__dataclass_fields__") else dict(config)
@@ -80,7 +103,7 @@ def write_report(out: str | Path, task: str, scores: pd.DataFrame, *, info: dict
         if predictions is not None and len(predictions):
             predictions.to_csv(tmp / "predictions.csv", index=False)
 
-    atomic_write_dir(out, write)
+    atomic_write_dir(out, write, kind=REPORT_OUTPUT)
     return Path(out)
 
 

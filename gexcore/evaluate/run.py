@@ -8,8 +8,9 @@ from typing import Literal
 from anndata import AnnData
 
 from gexcore import keys
+from gexcore.atomic import check_output_dir
 from gexcore.evaluate.protocol import EvalConfig, EvalResult, evaluate_cohort
-from gexcore.evaluate.report import write_report
+from gexcore.evaluate.report import REPORT_OUTPUT, write_report
 from gexcore.evaluate.tasks import ClassificationTask, SurvivalTask
 from gexcore.progress import ProgressCallback, StopCallback
 
@@ -25,8 +26,11 @@ def run_evaluation(adata: AnnData, task: Literal["classification", "survival", "
     """Evaluate one task; with `out`, write the report folder and return its path.
 
     Survival reads the standard `obs['time']`/`obs['event']` the readers fill in; imputation
-    hides random cells or, with `missing="genes"`, whole genes.
+    hides random cells or, with `missing="genes"`, whole genes. An `out` that is a non-empty
+    folder but not a report is refused (InputError) before any work starts.
     """
+    if out is not None:
+        check_output_dir(out, REPORT_OUTPUT)
     if task == "classification":
         result = evaluate_cohort(adata, ClassificationTask(label), config, progress=progress,
                                  should_stop=should_stop)

@@ -1,7 +1,8 @@
 """Checkpoint folders: `model.safetensors` + `config.json` + `metadata.json`, written atomically.
 
 Tensors go through safetensors and everything else through JSON, so loading a checkpoint never
-unpickles anything.
+unpickles anything. The folder is an `ENCODER_OUTPUT`: saving over a folder that is not one is
+refused, and the user's own files in an old checkpoint folder move into the new one.
 """
 
 from __future__ import annotations
@@ -16,14 +17,36 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gexcore.atomic import atomic_write_dir
+from gexcore.atomic import OutputKind, atomic_write_dir
 from gexcore.errors import CheckpointError
+from gexcore.train.state import FORMAT, STATE_JSON, TRAIN_STATE_ENTRIES
 
-__all__ = ["CHECKPOINT_KIND", "Checkpoint", "load_checkpoint", "save_checkpoint", "versions"]
+__all__ = ["CHECKPOINT_KIND", "ENCODER_OUTPUT", "Checkpoint", "load_checkpoint",
+           "save_checkpoint", "versions"]
 
 CHECKPOINT_KIND = "gexscope-encoder"
 FORMAT_VERSION = 1
 _FILES = ("model.safetensors", "config.json", "metadata.json")
+
+
+def _is_checkpoint_folder(folder: Path) -> bool:
+    """An unmarked folder an older GexScope wrote: a checkpoint, or a train state alone."""
+    return (_read_json(folder / "config.json").get("kind") == CHECKPOINT_KIND or
+            any(_read_json(folder / name / STATE_JSON).get("format") == FORMAT
+                for name in TRAIN_STATE_ENTRIES))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+ENCODER_OUTPUT = OutputKind("encoder", "an encoder checkpoint",
+                            files=(*_FILES, *TRAIN_STATE_ENTRIES),
+                            recognise=_is_checkpoint_folder, keep=TRAIN_STATE_ENTRIES)
 
 
 @dataclass
@@ -48,7 +71,10 @@ def versions() -> dict[str, str]:
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], config: dict,
                     metadata: dict) -> Path:
-    """Write the folder atomically; `config` gets the kind and format version stamped in."""
+    """Write the folder atomically; `config` gets the kind and format version stamped in.
+
+    InputError if `path` is a non-empty folder that is not a checkpoint; nothing is changed.
+    """
     config = {"kind": CHECKPOINT_KIND, "format_version": FORMAT_VERSION, **config}
     metadata = {"created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "versions": versions(), **metadata}
@@ -61,7 +87,8 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], config: 
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1, default=str),
                                            encoding="utf-8")
 
-    return atomic_write_dir(path, write, keep=("train_state",))
+    # train_state/ (what `--resume` reads) and the user's own files move into the new folder.
+    return atomic_write_dir(path, write, kind=ENCODER_OUTPUT)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

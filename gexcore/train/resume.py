@@ -7,6 +7,7 @@ precision with the run that wrote the state; then it continues as if never stopp
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,10 +28,13 @@ def restore_or_seed(run: Run, resume: bool) -> tuple[LoopState, History, dict | 
 
     Returns the loop position, the history so far and the best epoch's weights (CPU) or None.
     """
+    if resume and run.dist.world_size == 1:     # under torchrun `gex pretrain` recovers first
+        _recover(run.checkpoint_dir)
     saved = train_state.load_train_state(run.checkpoint_dir) if resume else None
     if saved is None:
-        if resume:
-            logger.info("no train_state in %s; starting fresh", run.checkpoint_dir)
+        if resume:                              # a warning: the user asked to continue
+            logger.warning("cannot resume: no train_state in %s; training from step 0",
+                           run.checkpoint_dir)
         seed_generators(run.config.seed, run.dist, run.generator)
         return LoopState(), History(), None
     return _restore(run, saved)
@@ -67,6 +71,14 @@ def _restore(run: Run, saved: train_state.TrainState) -> tuple[LoopState, Histor
                     loop.step, run.total_steps, loop.epoch + 1, loop.batch)
     run.saved_at = (loop.step, loop.epoch)
     return loop, history, best
+
+
+def _recover(checkpoint_dir: Path) -> None:
+    """Finish an encoder save killed mid-swap, which may hold `train_state/` aside."""
+    from gexcore.atomic import recover_dir
+    from gexcore.models.checkpoint import ENCODER_OUTPUT
+
+    recover_dir(checkpoint_dir, ENCODER_OUTPUT)
 
 
 def _gathered_rng(run: Run) -> dict[str, torch.Tensor]:

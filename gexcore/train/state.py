@@ -7,8 +7,10 @@ Layout::
       best.safetensors    model.<name> of the best validation epoch (absent until one exists)
       state.json          step, epoch, position, scheduler, optimiser groups, history, config
 
-A new state is written to `.train_state.tmp/`, then swapped in by two renames; a crash between
-them leaves `.train_state.old/`, which `load_train_state` falls back to.
+A new state is written to `.train_state.tmp/` (`state.json` last, once the tensors are on disk,
+so its presence marks a complete folder), then swapped in by two renames. A kill between them
+leaves the new state complete in `.train_state.tmp/` and the previous one in `.train_state.old/`;
+`load_train_state` reads the newer, and the next save puts it back in place.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gexcore.atomic import fsync_dir, fsync_tree, set_default_modes
 from gexcore.errors import CheckpointError, InputError
 
 __all__ = [
     "FORMAT",
     "TRAIN_STATE",
+    "TRAIN_STATE_ENTRIES",
     "LoopState",
     "TrainState",
     "check_resumable",
@@ -46,6 +50,7 @@ __all__ = [
 ]
 
 TRAIN_STATE = "train_state"
+TRAIN_STATE_ENTRIES = (TRAIN_STATE, f".{TRAIN_STATE}.tmp", f".{TRAIN_STATE}.old")  # all ours
 STATE_TENSORS = "state.safetensors"
 BEST_TENSORS = "best.safetensors"
 STATE_JSON = "state.json"
@@ -215,15 +220,20 @@ def save_train_state(checkpoint_dir: str | Path, tensors: dict[str, torch.Tensor
     root = Path(checkpoint_dir)
     root.mkdir(parents=True, exist_ok=True)
     final, tmp, old = _paths(root)
+    _settle(root)
+    if final.exists() and not (final / STATE_JSON).is_file():
+        raise CheckpointError(f"{final} was not written by GexScope (no {STATE_JSON}); move it "
+                              "away, or give another checkpoint folder.")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         _write_tensors(tmp / STATE_TENSORS, tensors)
         if best is not None:
             _write_tensors(tmp / BEST_TENSORS, best)
-        _write_json(tmp / STATE_JSON, meta)       # written last: it marks a complete folder
-        _fsync_files(tmp)
-        _fsync_dir(tmp)
+        set_default_modes(tmp)                    # safetensors writes 0600
+        fsync_tree(tmp)
+        _write_json(tmp / STATE_JSON, meta)       # last, once the tensors are on disk:
+        fsync_tree(tmp)                           # it marks a complete folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -231,15 +241,16 @@ def save_train_state(checkpoint_dir: str | Path, tensors: dict[str, torch.Tensor
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def load_train_state(checkpoint_dir: str | Path) -> TrainState | None:
-    """Read `checkpoint_dir/train_state/` (or the `.old` copy a crash left); None if neither."""
-    final, _, old = _paths(Path(checkpoint_dir))
-    for folder in (final, old):
+    """Read `checkpoint_dir/train_state/`, or what a crash mid-swap left (the complete new
+    `.train_state.tmp`, else the previous `.train_state.old`); None if there is none."""
+    final, tmp, old = _paths(Path(checkpoint_dir))
+    for folder in (final, tmp, old):
         if (folder / STATE_JSON).is_file():
             return _read(folder)
     if final.exists():
@@ -248,8 +259,21 @@ def load_train_state(checkpoint_dir: str | Path) -> TrainState | None:
     return None
 
 
+def _settle(root: Path) -> None:
+    """After a crash between the two renames, put the newest complete state back in place."""
+    final, tmp, old = _paths(root)
+    if final.exists():
+        return
+    for folder in (tmp, old):
+        if (folder / STATE_JSON).is_file():
+            os.replace(folder, final)
+            fsync_dir(root)
+            return
+
+
 def _paths(root: Path) -> tuple[Path, Path, Path]:
-    return root / TRAIN_STATE, root / f".{TRAIN_STATE}.tmp", root / f".{TRAIN_STATE}.old"
+    final, tmp, old = (root / name for name in TRAIN_STATE_ENTRIES)
+    return final, tmp, old
 
 
 def _read(folder: Path) -> TrainState:
@@ -269,21 +293,3 @@ def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
-
-
-def _fsync_files(folder: Path) -> None:
-    """Flush the folder's files to disk, so a rename never points at half-written data."""
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (the renames); directories cannot be opened on Windows."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from gexcore.data.simulate import simulate_cohort
-from gexcore.errors import CheckpointError, GeneMismatchError
+from gexcore.errors import CheckpointError, GeneMismatchError, InputError
 from gexcore.models.encoder import Encoder, pretrain
 from gexcore.models.presets import PRESETS
 from gexcore.train.loop import TrainConfig
@@ -31,7 +31,7 @@ def test_save_load_gives_identical_embeddings(method, tiny_cohort, tmp_path):
     np.testing.assert_array_equal(tiny_cohort.obsm["X_test"], emb)
     enc.save(tmp_path / "run")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "config.json", "metadata.json", "model.safetensors"]
+        ".gexscope", "config.json", "metadata.json", "model.safetensors"]
     again = Encoder.load(tmp_path / "run")
     np.testing.assert_array_equal(again.embed(tiny_cohort), emb)
     assert again.genes == enc.genes
@@ -93,6 +93,25 @@ def test_save_keeps_resumable_train_state(tiny_cohort, tmp_path):
     assert (run / "train_state").is_dir()
     enc.save(run)
     assert (run / "train_state").is_dir() and (run / "model.safetensors").exists()
+
+
+def test_save_refuses_a_users_folder_and_keeps_user_files_of_a_checkpoint(tiny_cohort,
+                                                                          tmp_path):
+    """Regression: saving over a folder deleted everything in it."""
+    enc = pretrain(tiny_cohort, method="scarf", config=ONE_EPOCH)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "data.csv").write_text("1,2,3")
+    with pytest.raises(InputError, match="not an encoder checkpoint written by GexScope"):
+        enc.save(mine)
+    assert [p.name for p in mine.iterdir()] == ["data.csv"]
+    run = tmp_path / "run"
+    enc.save(run)
+    (run / "notes.md").write_text("lr 1e-3 was better")
+    enc.save(run)
+    assert (run / "notes.md").read_text() == "lr 1e-3 was better"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "run"]
+    Encoder.load(run)
 
 
 @pytest.mark.parametrize("method", METHODS)

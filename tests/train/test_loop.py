@@ -11,12 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from gexcore.errors import InputError
+from gexcore.errors import CheckpointError, InputError
 from gexcore.models.objectives.base import LossOutput, Objective
 from gexcore.progress import Progress
 from gexcore.train import state as train_state
 from gexcore.train.device import autocast_context, precision_name, resolve_device
 from gexcore.train.loop import History, TrainConfig, split_rows, steps_per_epoch, train
+from tests.crash import killed_at
 
 N_GENES = 12
 
@@ -295,10 +296,14 @@ def test_resume_after_the_last_epoch_changes_nothing(tmp_path):
     assert_same_params(again, first)
 
 
-def test_resume_without_train_state_starts_fresh(tmp_path):
+def test_resume_without_train_state_starts_fresh_with_a_warning(tmp_path, caplog):
+    """Regression: the only sign resume started from step 0 was an INFO line (shown with -v)."""
     x, missing = toy_data()
-    history = train(ToyObjective(), x, missing, quick(epochs=1), checkpoint_dir=tmp_path,
-                    resume=True)
+    with caplog.at_level(logging.WARNING, logger="gexcore.train.resume"):
+        history = train(ToyObjective(), x, missing, quick(epochs=1), checkpoint_dir=tmp_path,
+                        resume=True)
+    assert any(r.levelno == logging.WARNING and "cannot resume" in r.getMessage()
+               for r in caplog.records)
     assert history.epochs == 1 and (tmp_path / "train_state" / "state.json").is_file()
     with pytest.raises(ValueError, match="checkpoint_dir"):
         train(ToyObjective(), x, missing, quick(epochs=1), resume=True)
@@ -373,26 +378,42 @@ def test_a_crash_while_writing_leaves_the_previous_state(tmp_path, monkeypatch):
     assert_same_params(resumed, straight)
 
 
-def test_a_crash_between_the_two_renames_falls_back_to_the_old_state(tmp_path, monkeypatch):
-    tensors = {"model.w": torch.ones(2)}
-    train_state.save_train_state(tmp_path, tensors, {"step": 1})
-    real_replace = os.replace
+# Each point of the second train_state write (step 6; the first, at step 4, had no state to
+# replace): (function, its n-th call in the run, the step the state on disk is then from).
+KILL_POINTS = {
+    "before any tensor is written": ("_write_tensors", 2, 4),
+    "tensors written, state.json not": ("_write_json", 2, 4),
+    "complete, before the first rename": ("os.replace", 2, 4),
+    "between the two renames": ("os.replace", 3, 6),
+    "after the renames, old state not yet removed": ("fsync_dir", 2, 6),
+}
 
-    def second_rename_fails(src, dst):
-        if str(src).endswith(".tmp"):
-            raise OSError("power cut (simulated)")
-        real_replace(src, dst)
 
-    monkeypatch.setattr(train_state.os, "replace", second_rename_fails)
-    with pytest.raises(OSError, match="power cut"):
-        train_state.save_train_state(tmp_path, {"model.w": torch.zeros(2)}, {"step": 2})
-    monkeypatch.setattr(train_state.os, "replace", real_replace)
-    assert not (tmp_path / "train_state").exists()
-    saved = train_state.load_train_state(tmp_path)
-    assert saved.meta == {"step": 1} and torch.equal(saved.tensors["model.w"], torch.ones(2))
-    train_state.save_train_state(tmp_path, {"model.w": torch.zeros(2)}, {"step": 3})
-    assert train_state.load_train_state(tmp_path).meta == {"step": 3}
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_resume_after_a_kill_at_each_point_of_the_state_write(tmp_path, point):
+    """Regression: a kill between the two renames made resume start again from step 0."""
+    name, call, step = KILL_POINTS[point]
+    owner = os if name == "os.replace" else train_state
+    x, missing = toy_data()
+    config = quick(checkpoint_every=4)
+    straight = ToyObjective()
+    expected = train(straight, x, missing, config)
+    with killed_at(owner, name.removeprefix("os."), call):
+        train(ToyObjective(), x, missing, config, checkpoint_dir=tmp_path)
+    assert train_state.load_train_state(tmp_path).meta["loop"]["step"] == step
+    resumed = ToyObjective(init_seed=123)
+    history = train(resumed, x, missing, config, checkpoint_dir=tmp_path, resume=True)
+    assert history.step_loss == expected.step_loss and history.val_loss == expected.val_loss
+    assert_same_params(resumed, straight)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train_state"]
+
+
+def test_a_train_state_folder_not_ours_is_never_replaced(tmp_path):
+    (tmp_path / "train_state").mkdir()
+    (tmp_path / "train_state" / "mine.txt").write_text("notes")
+    with pytest.raises(CheckpointError, match="not written by GexScope"):
+        train_state.save_train_state(tmp_path, {"model.w": torch.ones(2)}, {"step": 1})
+    assert (tmp_path / "train_state" / "mine.txt").read_text() == "notes"
 
 
 def test_optimizer_state_round_trips_through_tensors():
