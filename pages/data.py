@@ -28,6 +28,7 @@ from ui.common import (
     select_cohort,
     show_report,
 )
+from ui.sharing import share_panel
 
 CURRENT, ADD = "Current cohort", "Add a cohort"
 NONE = "(none)"
@@ -107,6 +108,7 @@ def current_tab(ws) -> None:
                "cohorts in the sidebar, add one under **Add a cohort**.")
     adata = load_cohort(ws, cohort_id)
     downloads(ws, cohort_id, adata, info.name)
+    share_panel(ws, "cohort", cohort_id, info.label)
     fill_genes(ws, cohort_id, adata)
     show_report(adata)
 

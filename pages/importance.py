@@ -156,8 +156,8 @@ with left:
     if run is None or method_of(run) not in methods_with("has_attention"):
         st.info("Attention importance needs a transformer encoder; "
                 + ("none is selected." if run is None else
-                   f"{esc(run.name)} is an MLP ({method_of(run)}). Integrated gradients go through "
-                   "it instead (right)."))
+                   f"{esc(run.name)} is an MLP ({method_of(run)}). Integrated gradients go "
+                   "through it instead (right)."))
     else:
         mode = st.radio("Attention", list(MODES), format_func=MODES.get, horizontal=True,
                         key="imp_mode")

@@ -15,6 +15,7 @@ from gexcore.explore.reports import REPORT_FILES, load_report, report_runs
 from gexcore.workspace import RunInfo, Workspace
 from ui.common import esc, load_cohort, open_cohort_page, source_name, source_note
 from ui.evaluate_form import evaluate_form
+from ui.sharing import share_panel
 
 
 @st.cache_data(show_spinner="Fitting a linear probe on the training samples...", max_entries=32)
@@ -123,6 +124,7 @@ if finished:
     picked = st.selectbox("Report", list(by_id), key=f"report_{finished[0].id}",
                           format_func=lambda i: f"{by_id[i].name} ({i})")
     evaluation_report(ws, by_id[picked])
+    share_panel(ws, "run", picked, by_id[picked].name)
 else:
     st.info("No finished evaluation of this cohort yet. An evaluation repeats patient-disjoint "
             "splits over seeds and compares SSL encoders with baselines at each labelled "

@@ -17,6 +17,7 @@ from gexcore.workspace.losslog import loss_history
 from gexcore.workspace.pretrain import DEFAULT_TOP_GENES
 from ui.common import current_cohort_id, current_workspace, duration, esc, job_panel, runs_frame
 from ui.evaluate_form import evaluate_form
+from ui.sharing import share_panel
 
 METHODS = {m: method_info(m).title for m in METHOD_NAMES}
 METHOD_NOTES = """
@@ -70,8 +71,9 @@ def pretrain_form(ws: Workspace, cohort_id: str) -> None:
         except GexError as err:
             st.error(esc(err))
         else:
-            st.success(f"Started **{esc(ws.run(run_id).name)}** in the background; it keeps running "
-                       "if you leave this page or close the browser.", icon=":material/rocket:")
+            st.success(f"Started **{esc(ws.run(run_id).name)}** in the background; it keeps "
+                       "running if you leave this page or close the browser.",
+                       icon=":material/rocket:")
 
 
 def live_detail(run: RunInfo) -> None:
@@ -108,6 +110,8 @@ def run_detail(ws: Workspace, run: RunInfo) -> None:
                             key=f"loss_{run.id}", theme=None)
     elif run.metrics:
         st.json(run.metrics, expanded=False)
+    if run.status == "done":
+        share_panel(ws, "run", run.id, run.name)
     with st.expander("Settings and log"):
         st.json(run.params, expanded=True)
         st.code(ws.read_log(run.id, max_chars=6000) or "(no log)", language=None)

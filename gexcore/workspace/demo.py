@@ -1,5 +1,5 @@
-"""Put the demo cohort, the shipped demo encoders and the shipped evaluation report into a
-workspace, once, in about a second.
+"""Put the demo cohort, the shipped demo encoders and the shipped evaluation report into the
+server's reserved `demo` workspace, once for every user, in about a second.
 
 The app opens on them, so a clinician demo shows a map, predictions, label-fraction curves and
 survival curves with no clicks. The encoders, embeddings and UMAPs come from
@@ -8,6 +8,7 @@ survival curves with no clicks. The encoders, embeddings and UMAPs come from
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import time
@@ -19,6 +20,7 @@ from gexcore.data.demo import assets_dir, load_demo
 from gexcore.tasks.projection import ProjectionParams
 from gexcore.workspace.evaluate_job import REPORT_DIR
 from gexcore.workspace.runs import insert_run, update_run
+from gexcore.workspace.sharing import DEMO_OWNER, qualify
 from gexcore.workspace.store import Workspace, embedding_name, map_name
 
 __all__ = ["DEMO_COHORT", "demo_model_dir", "demo_report_dir", "ensure_demo"]
@@ -35,7 +37,16 @@ def demo_model_dir(method: str = "transformer") -> Path:
 
 
 def ensure_demo(ws: Workspace) -> tuple[str, list[str]]:
-    """(cohort id, demo run ids) in `ws`, adding what is missing; models not shipped are skipped."""
+    """(cohort id, demo run ids) as `ws` sees them (read-only, qualified ids), adding what is
+    missing to the shared demo workspace; models not shipped are skipped."""
+    demo = Workspace(ws.root.parent / DEMO_OWNER, slots_dir=ws.slots_dir)
+    with (demo.root / ".demo.lock").open("a") as lock:     # one writer when sessions race
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cohort_id, run_ids = _ensure_in(demo)
+    return qualify(DEMO_OWNER, cohort_id), [qualify(DEMO_OWNER, r) for r in run_ids]
+
+
+def _ensure_in(ws: Workspace) -> tuple[str, list[str]]:
     cohort_id = next((c.id for c in ws.cohorts() if c.source == _SOURCE), None)
     if cohort_id is None:
         cohort_id = ws.add_cohort(load_demo(DEMO_COHORT), "Simulated pan-cancer (demo)",

@@ -7,7 +7,11 @@
 <base>/<user>/logs/<id>.txt        the worker's log, written while it runs
 <base>/<user>/arrays/<key>/<name>.npy   cached arrays (embeddings, UMAP coordinates)
 <base>/.slots/                     lock files that cap concurrent jobs over all users
+<base>/demo/                       the shipped demo, stored once, readable by every workspace
+<base>/shares.sqlite               read-only shares between workspaces (`sharing.py`)
 ```
+Items another workspace shared with this one appear under qualified ids (`alice.<id>`): every
+read checks the share, every write or delete of them is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +34,7 @@ from gexcore import keys
 from gexcore.atomic import atomic_write
 from gexcore.errors import InputError
 from gexcore.workspace.runs import RUNS_SCHEMA, RunInfo, Status, get_run, list_runs, new_id
+from gexcore.workspace.sharing import DEMO_OWNER, Shares, qualify, split_qualified
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -44,7 +49,8 @@ __all__ = [
     "open_workspace",
 ]
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_MAX_USER = 64
 _COHORTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cohorts (
     id TEXT PRIMARY KEY,
@@ -69,16 +75,18 @@ class CohortInfo:
     source: str = ""
     simulated: bool = False
     created: float = 0.0
+    owner: str = ""                  # another workspace that shares it read-only; "" = own
 
     @property
     def label(self) -> str:
         tag = " [simulated]" if self.simulated else ""
-        return f"{self.name} ({self.n_obs:,} x {self.n_vars:,}){tag}"
+        shared = f" · shared by {self.owner}" if self.owner and self.owner != DEMO_OWNER else ""
+        return f"{self.name} ({self.n_obs:,} x {self.n_vars:,}){tag}{shared}"
 
 
 def open_workspace(base_dir: str | Path, user: str = "default") -> Workspace:
-    """The workspace of `user` under `base_dir`, created on first use."""
-    check_name(user, "user name")
+    """The workspace of `user` under `base_dir`, created on first use (`demo` is reserved)."""
+    check_user(user)
     base = Path(base_dir)
     return Workspace(base / user, slots_dir=base / ".slots")
 
@@ -89,6 +97,15 @@ def check_name(value: str, what: str) -> str:
         raise InputError(f"{what} {value!r} is not allowed; use 1-64 letters, digits, '_', '.' "
                          "or '-', starting with a letter or digit.")
     return value
+
+
+def check_user(user: str) -> str:
+    """A user name: a safe name of up to 64 characters, not the reserved `demo`."""
+    check_name(user, "user name")
+    if len(user) > _MAX_USER or user == DEMO_OWNER:
+        raise InputError(f"user name {user!r} is not allowed; use up to {_MAX_USER} letters, "
+                         f"digits, '_', '.' or '-', and not {DEMO_OWNER!r}.")
+    return user
 
 
 def array_name(prefix: str, **params: Any) -> str:
@@ -117,6 +134,7 @@ class Workspace:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "workspace.sqlite"
         self._init_db()
+        self.shares = Shares(self.root.parent)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
@@ -163,12 +181,15 @@ class Workspace:
         return cohort_id
 
     def cohorts(self) -> list[CohortInfo]:
-        """Stored cohorts, newest first."""
+        """Own cohorts, newest first, then those shared with this workspace (and the demo)."""
         with self.connect() as conn:
             rows = conn.execute("SELECT * FROM cohorts ORDER BY created DESC, id DESC").fetchall()
-        return [_cohort_info(row) for row in rows]
+        return [_cohort_info(row) for row in rows] + self._shared("cohort")
 
     def cohort(self, cohort_id: str) -> CohortInfo:
+        if (shared := self._owner_of("cohort", cohort_id)) is not None:
+            owner_ws, item = shared
+            return replace(owner_ws.cohort(item), id=cohort_id, owner=owner_ws.user)
         with self.connect() as conn:
             row = conn.execute("SELECT * FROM cohorts WHERE id = ?", (cohort_id,)).fetchone()
         if row is None:
@@ -177,6 +198,8 @@ class Workspace:
         return _cohort_info(row)
 
     def cohort_path(self, cohort_id: str) -> Path:
+        if (shared := self._owner_of("cohort", cohort_id)) is not None:
+            return shared[0].cohort_path(shared[1])
         return self.root / "cohorts" / f"{check_name(cohort_id, 'cohort id')}.h5ad"
 
     def load_cohort(self, cohort_id: str) -> AnnData:
@@ -188,6 +211,7 @@ class Workspace:
 
     def delete_cohort(self, cohort_id: str) -> None:
         """Remove a cohort's row first, then its file, so no row points at a missing file."""
+        self._refuse_shared("cohort", cohort_id, "delete")
         path = self.cohort_path(cohort_id)
         with self.connect() as conn:
             conn.execute("DELETE FROM cohorts WHERE id = ?", (cohort_id,))
@@ -196,11 +220,19 @@ class Workspace:
     # -- runs ------------------------------------------------------------------------------
     def runs(self, kind: str | None = None,
              status: Status | tuple[Status, ...] | None = None) -> list[RunInfo]:
-        """Runs, newest first, optionally of one kind and one or several statuses."""
+        """Runs, newest first, optionally of one kind and one or several statuses; finished
+        runs shared with this workspace (and the demo's) follow its own."""
         with self.connect() as conn:
-            return list_runs(conn, kind, status)
+            own = list_runs(conn, kind, status)
+        wanted = (status,) if isinstance(status, str) else status
+        if wanted is not None and "done" not in wanted:
+            return own                           # shared runs are finished runs only
+        return own + [r for r in self._shared("run") if kind is None or r.kind == kind]
 
     def run(self, run_id: str) -> RunInfo:
+        if (shared := self._owner_of("run", run_id)) is not None:
+            owner_ws, item = shared
+            return _as_shared(owner_ws.run(item), owner_ws.user)
         with self.connect() as conn:
             run = get_run(conn, run_id)
         if run is None:
@@ -209,6 +241,8 @@ class Workspace:
 
     def run_dir(self, run_id: str) -> Path:
         """The run's output folder (a checkpoint for pretrain runs); exists once it is done."""
+        if (shared := self._owner_of("run", run_id)) is not None:
+            return shared[0].run_dir(shared[1])
         return self.root / "runs" / check_name(run_id, "run id")
 
     def log_path(self, run_id: str) -> Path:
@@ -225,6 +259,7 @@ class Workspace:
 
     def delete_run(self, run_id: str) -> None:
         """Forget a finished run and remove its folder, log and arrays."""
+        self._refuse_shared("run", run_id, "delete")
         if self.run(run_id).active:
             raise InputError(f"run {run_id!r} is still queued or running; cancel it first.")
         with self.connect() as conn:
@@ -246,9 +281,15 @@ class Workspace:
         return atomic_write(path, write)
 
     def load_array(self, key: str, name: str) -> np.ndarray | None:
-        """The array saved under (key, name), or None if there is none."""
+        """The array saved under (key, name), or None if there is none; for a shared run, this
+        workspace's own copy first, then what the owner stored."""
         path = self._array_path(key, name)
-        return np.load(path, allow_pickle=False) if path.exists() else None
+        if path.exists():
+            return np.load(path, allow_pickle=False)
+        if (shared := self._owner_of("run", key)) is not None:
+            owner_ws, item = shared
+            return owner_ws.load_array(item, name.replace(f"{owner_ws.user}.", ""))
+        return None
 
     def delete_arrays(self, key: str) -> None:
         shutil.rmtree(self.root / "arrays" / check_name(key, "array key"), ignore_errors=True)
@@ -257,9 +298,75 @@ class Workspace:
         """(n_samples, dim) embedding of a cohort by an encoder run, if a job computed it."""
         return self.load_array(run_id, embedding_name(cohort_id))
 
+    # -- sharing -----------------------------------------------------------------------------
+    def share(self, kind: str, item: str, grantees: list[str]) -> None:
+        """Let `grantees` (user names, or `sharing.LAB`) read an own cohort or finished run."""
+        self._refuse_shared(kind, item, "share")
+        if kind == "run" and self.run(item).status != "done":
+            raise InputError(f"run {item!r} is not finished; share it once it is done.")
+        if kind == "cohort":
+            self.cohort(item)
+        self.shares.share(self.user, kind, item, [check_user(g) if g != "*" else g
+                                                  for g in grantees])
+
+    def unshare(self, kind: str, item: str, grantee: str | None = None) -> int:
+        """Stop sharing an own item with `grantee` (None: with everyone)."""
+        return self.shares.revoke(self.user, kind, item, grantee)
+
+    def _shared(self, kind: str) -> list:
+        """Infos of the items of `kind` this workspace may read from others, qualified."""
+        if self.user == DEMO_OWNER:
+            return []
+        sources = [(DEMO_OWNER, None)] if (self.root.parent / DEMO_OWNER).is_dir() else []
+        sources += self.shares.visible_to(self.user, kind)
+        out = []
+        for owner, item in sources:
+            owner_ws = Workspace(self.root.parent / owner)
+            if item is None:                                   # the demo: all of it
+                infos = (owner_ws.cohorts() if kind == "cohort"
+                         else owner_ws.runs(status="done"))
+            else:
+                try:
+                    infos = [owner_ws.cohort(item) if kind == "cohort" else owner_ws.run(item)]
+                except InputError:                             # deleted since it was shared
+                    continue
+                if kind == "run" and infos[0].status != "done":
+                    continue
+            out += [replace(i, id=qualify(owner, i.id), owner=owner) if kind == "cohort"
+                    else _as_shared(i, owner) for i in infos]
+        return out
+
+    def _owner_of(self, kind: str, value: str) -> tuple[Workspace, str] | None:
+        """(owner's workspace, item id) for a qualified id this workspace may read; None for an
+        own id; an unknown-id InputError (the same as for a missing one) when not shared."""
+        parts = split_qualified(value)
+        if parts is None:
+            return None
+        owner, item = parts
+        if owner == self.user:
+            return None
+        if not self.shares.can_read(self.user, owner, kind, item) \
+                or not (self.root.parent / owner).is_dir():
+            raise InputError(f"workspace {self.user!r} has no {kind} {value!r}.")
+        return Workspace(self.root.parent / owner), item
+
+    def _refuse_shared(self, kind: str, value: str, action: str) -> None:
+        if (shared := self._owner_of(kind, value)) is not None:
+            raise InputError(f"{kind} {value!r} is shared read-only by {shared[0].user}; only "
+                             f"its owner can {action} it.")
+
     def _array_path(self, key: str, name: str) -> Path:
         return (self.root / "arrays" / check_name(key, "array key")
                 / f"{check_name(name, 'array name')}.npy")
+
+
+def _as_shared(run: RunInfo, owner: str) -> RunInfo:
+    """A run as another workspace sees it: qualified ids, its cohort's id too."""
+    params = dict(run.params)
+    if isinstance(params.get("cohort"), str):
+        params["cohort"] = qualify(owner, params["cohort"])
+    name = run.name if owner == DEMO_OWNER else f"{run.name} · shared by {owner}"
+    return replace(run, id=qualify(owner, run.id), name=name, params=params)
 
 
 def _cohort_info(row: sqlite3.Row) -> CohortInfo:

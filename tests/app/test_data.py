@@ -142,3 +142,19 @@ def test_user_names_are_shown_as_typed_never_as_markdown(open_page, ws):
         for text in shown:
             assert "](http" not in text and "**bold**" not in text, text
             assert "<img" not in text.replace("\\<img", ""), text
+
+
+def test_share_a_cohort_with_a_colleague_then_revoke(open_page, ws):
+    from gexcore.data import load_demo
+    from gexcore.workspace import open_workspace
+
+    cohort_id = ws.add_cohort(load_demo("tissue"), "to share")
+    bob = open_workspace(ws.root.parent, "bob")
+    at = open_page(DATA, cohort_id=cohort_id)
+    at.text_input(key=f"share_users_{cohort_id}").input("bob")
+    (share,) = [b for b in at.button if b.label == "Share read-only"]
+    share.click().run()
+    assert not at.exception, at.exception
+    assert [c.name for c in bob.cohorts() if c.owner == "default"] == ["to share"]
+    at.button(key=f"revoke_cohort_{cohort_id}_bob").click().run()
+    assert not at.exception and not [c for c in bob.cohorts() if c.owner == "default"]
