@@ -117,9 +117,10 @@ def _imputation_summary(scores: pd.DataFrame) -> pd.DataFrame:
 def _describe(task: str, info: dict, config: dict) -> str:
     parts = [f"{info.get('n_samples', '?')} samples x {info.get('n_genes', '?')} genes"]
     if task == "classification":
-        parts.append(f"label `{info.get('label')}` ({len(info.get('classes', {}))} classes)")
+        parts.append(f"label {_code(info.get('label'))} ({len(info.get('classes', {}))} "
+                     "classes)")
     elif task == "survival":
-        parts.append(f"time `{info.get('time')}`, event `{info.get('event')}` "
+        parts.append(f"time {_code(info.get('time'))}, event {_code(info.get('event'))} "
                      f"({info.get('events')} events)")
     parts.append(f"split by {info.get('grouped_by', 'sample')}, test size "
                  f"{config.get('test_size', '?')}")
@@ -128,6 +129,11 @@ def _describe(task: str, info: dict, config: dict) -> str:
     if "seconds" in info:
         parts.append(f"{info['seconds']:.0f} s")
     return "; ".join(parts) + "."
+
+
+def _code(name: object) -> str:
+    """A column name from the data as a markdown code span it cannot break out of."""
+    return "`" + " ".join(str(name).replace("`", "'").splitlines()) + "`"
 
 
 def _cell(mean: float, sd: float) -> str:
