@@ -129,14 +129,17 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         check_output_dir(args.out, ENCODER_OUTPUT)        # clean a save killed last time
     adata = read_from_args(args)
     train_config = _config(TrainConfig, args)
-    # Built as the app's pretrain job builds it, so CLI and pages train the same model.
-    encoder = new_encoder(args.method, **_given(args, "preset", "top_genes"),
-                          device=train_config.device)
-    with _progress_bar(f"pretrain {args.method}") as report:
-        history = encoder.pretrain(adata, train_config, progress=report,
-                                   checkpoint_dir=args.out, resume=args.resume)
-    if is_main_process():                               # under torchrun only rank 0 writes
-        encoder.save(args.out)
+    with _job_slot(args, "pretrain", train_config) as slot:     # waits as the app's jobs do
+        # Built as the app's pretrain job builds it, so CLI and pages train the same model.
+        encoder = new_encoder(args.method, **_given(args, "preset", "top_genes"),
+                              device=train_config.device)
+        with _progress_bar(f"pretrain {args.method}") as report:
+            history = encoder.pretrain(adata, train_config, progress=report,
+                                       checkpoint_dir=args.out, resume=args.resume,
+                                       should_stop=slot.stop_if_cancelled)
+        if is_main_process():                           # under torchrun only rank 0 writes
+            encoder.save(args.out)
+    if is_main_process():
         best = f"{history.best_val_loss:.4f}" if history.best_val_loss is not None else "n/a"
         print(f"wrote {args.out}: {args.method}, {encoder.dim}-d embedding, "
               f"{history.epochs} epoch(s), best val loss {best}")
@@ -198,12 +201,57 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         args.top_genes = None                           # all genes for baselines and MLPs
     config = _config(EvalConfig, args)
     task = "classification" if args.label else "survival" if survival else "imputation"
-    with _progress_bar(f"evaluate {task}") as report:
+    with _job_slot(args, "evaluate", config) as slot, _progress_bar(f"evaluate {task}") as report:
         out = run_evaluation(adata, task, config, out=args.out, label=args.label,
-                             progress=report, **_given(args, "groups", "missing"))
+                             progress=report, should_stop=slot.stop_if_cancelled,
+                             **_given(args, "groups", "missing"))
     print((out / "report.md").read_text())
     print(f"wrote {out}: results.json, report.md, curves.html")
     return 0
+
+
+def _job_slot(args: argparse.Namespace, kind: str, config):
+    """A slot in the server's job queue (the folder holding the app's workspaces): the command
+    waits its turn behind the app's jobs and other `gex` commands, first come, first served,
+    at most GEX_MAX_PARALLEL at once. No queue with --no-queue, on torchrun ranks other than
+    0 (they wait for rank 0 in the rendezvous), or when no workspace folder exists yet."""
+    import contextlib
+    import os
+    from dataclasses import asdict
+
+    from gexcore.train import is_main_process
+
+    base = _workspace_base()
+    if (args.no_queue or not is_main_process()
+            or not (base.is_dir() or os.environ.get("GEX_WORKSPACE"))):
+        return contextlib.nullcontext(_NoSlot())
+    from gexcore.workspace.slot import cli_user, job_slot
+
+    def waiting(position: int, seconds: float | None) -> None:
+        when = "unknown" if seconds is None else f"~{seconds / 60:.0f} min"
+        print(f"gex {kind}: waiting for a job slot in {base}: number {position} in line, "
+              f"starts in {when} (--no-queue runs at once)", file=sys.stderr)
+
+    return job_slot(base, cli_user(), kind, name=f"gex {kind} {args.out.name}",
+                    params=asdict(config), on_wait=waiting)
+
+
+def _workspace_base():
+    """The folder holding the app's workspaces, as the app finds it."""
+    try:
+        from gexcore.workspace.identity import default_base
+    except ImportError:                    # a tree without the sign-in work: $GEX_WORKSPACE
+        import os
+
+        return Path(os.environ.get("GEX_WORKSPACE", Path(__file__).parents[1] / "workspace"))
+    return default_base()
+
+
+class _NoSlot:
+    """Outside the queue: never cancelled."""
+
+    def stop_if_cancelled(self) -> bool:
+        return False
 
 
 class _progress_bar:
@@ -283,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint-every", type=int, default=_FROM_CONFIG,
                    help="optimiser steps between resumable checkpoints (default: each epoch)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state")
+    p.add_argument("--no-queue", action="store_true",
+                   help="start at once instead of waiting for a slot in the server's job queue "
+                        "(GEX_MAX_PARALLEL, shared with the app)")
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("embed", help="embed a cohort with a pretrained encoder",
@@ -344,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True,
                    help="report folder to write: new, empty, or a report to replace (your own "
                         "files in it are kept)")
+    p.add_argument("--no-queue", action="store_true",
+                   help="start at once instead of waiting for a slot in the server's job queue")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 

@@ -96,16 +96,28 @@ def cohort_picker(ws: Workspace) -> None:
 
 @st.fragment(run_every=2)
 def job_sidebar(ws: Workspace) -> None:
-    """Active jobs with their progress; refreshed every 2 s without rerunning the page."""
+    """Active jobs with their progress, a queued one's place in the server's queue and when it
+    should start; refreshed every 2 s without rerunning the page. Each refresh is also a
+    dispatcher pass: a dead or hung worker shows as failed, and the next job starts."""
+    from gexcore.workspace import queue_position
+
+    recover(ws)
     active = ws.runs(status=("queued", "running"))
     if not active:
         st.caption("No jobs running.")
         return
-    recover(ws)                             # a dead worker shows as failed, not stuck
     st.markdown("**Jobs**")
     for run in active:
-        message = run.progress.get("message", "") if run.progress else ""
-        st.progress(run.fraction, text=f"{run.label}: {run.status} {message}".strip())
+        if run.status == "queued":
+            position, seconds = queue_position(ws.root.parent, run.id, user=ws.user)
+            when = ("start time unknown" if seconds is None
+                    else f"starts in ~{duration(seconds)}")
+            text = (f"{run.label}: number {position} in the queue, {when}" if position
+                    else f"{run.label}: starting")
+        else:
+            message = run.progress.get("message", "") if run.progress else ""
+            text = f"{run.label}: {run.status} {message}".strip()
+        st.progress(run.fraction, text=esc(text))
 
 
 def show_report(adata: AnnData) -> None:

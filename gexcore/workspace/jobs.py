@@ -1,30 +1,36 @@
-"""Background jobs: `submit` a job dataclass and a worker process runs it; `cancel`; `recover`.
+"""Background jobs: `submit` a job dataclass to the server's queue, where a worker runs it in
+turn; `cancel`; `recover`.
 
 A job kind is a frozen dataclass (its fields, nested config dataclasses included, are the run's
 `params`, JSON values only) plus a function `fn(job, ctx) -> metrics`, tied together by
 `register_job_kind`. The worker finds the kind again by importing the modules recorded with the
 run, so a kind registered anywhere works. ("Task" elsewhere means a prediction problem:
 classification, survival, imputation.)
+
+Every job of every user waits in one queue (`gexcore.workspace.queue`, first come, first
+served) and starts when the dispatcher (`gexcore.workspace.dispatcher`) finds a free slot:
+at most `GEX_MAX_PARALLEL` run at once, on the backend `GEX_JOBS` names
+(`gexcore.workspace.backends`). Per-user limits (`gexcore.workspace.limits`) are checked here.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import shutil
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from gexcore.errors import GexError, InputError
 from gexcore.progress import ProgressCallback, StopCallback
+from gexcore.workspace import dispatcher as _dispatch
+from gexcore.workspace import limits
+from gexcore.workspace.backends import process_alive
+from gexcore.workspace.queue import connect as connect_queue
+from gexcore.workspace.queue import enqueue, entries
 from gexcore.workspace.runs import ACTIVE, insert_run, update_run
+from gexcore.workspace.settings import job_settings
 from gexcore.workspace.store import Workspace, check_name
 
 __all__ = [
@@ -33,7 +39,6 @@ __all__ = [
     "JobCancelled",
     "JobContext",
     "JobKind",
-    "acquire_slot",
     "cancel",
     "default_max_parallel",
     "default_threads",
@@ -46,8 +51,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted (server restarted or worker died)"
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-_children: list[subprocess.Popen] = []     # kept so finished workers get reaped, not zombies
 
 
 class JobCancelled(Exception):
@@ -110,18 +113,19 @@ def job_kind_of(job: Any) -> JobKind:
 def default_max_parallel() -> int:
     """Jobs that may run at once over all users of a base dir (`GEX_MAX_PARALLEL`, default 1:
     one GPU, or a CPU that two trainings would only share)."""
-    return _env_int("GEX_MAX_PARALLEL", 1)
+    return job_settings().max_parallel
 
 
 def default_threads() -> int:
     """Torch/BLAS threads per job (`GEX_THREADS`, default half the cores): uncapped, two jobs on
     two cores oversubscribe and run 20-50x slower."""
-    return _env_int("GEX_THREADS", max(1, (os.cpu_count() or 2) // 2))
+    return job_settings().threads_per_job
 
 
 def submit(ws: Workspace, job: Any, *, max_parallel: int | None = None,
            threads: int | None = None) -> str:
-    """Queue `job` and start its worker process; returns the run id at once.
+    """Queue `job` in the server's queue and start it if a slot is free; returns the run id at
+    once. Refused (`InputError`, naming the limit) over a per-user limit.
 
     A job class may define `check(ws)` (raise `InputError` before anything is queued) and
     `describe(ws) -> str` (the run's name when `job.name` is empty).
@@ -129,21 +133,27 @@ def submit(ws: Workspace, job: Any, *, max_parallel: int | None = None,
     job_kind = job_kind_of(job)
     if hasattr(job, "check"):
         job.check(ws)
+    base = ws.root.parent
+    settings = job_settings(base)
+    params = asdict(job)
+    limits.check_budget(params, settings)
+    limits.check_disk(ws.root, settings)
     name = getattr(job, "name", "") or (job.describe(ws) if hasattr(job, "describe") else "")
     with ws.connect() as conn:
-        run_id = insert_run(conn, job_kind.kind, name or job_kind.kind, asdict(job),
+        run_id = insert_run(conn, job_kind.kind, name or job_kind.kind, params,
                             modules=job_kind.modules)
     try:
-        proc = _start_worker(ws, run_id, max_parallel or default_max_parallel(),
-                             threads or default_threads())
-    except OSError as err:
-        with ws.connect() as conn:
-            update_run(conn, run_id, status="failed", finished=time.time(),
-                       error=f"could not start the worker: {err}")
-        raise GexError(f"could not start a worker process for {job_kind.kind}: {err}") from err
-    with ws.connect() as conn:
-        update_run(conn, run_id, pid=proc.pid, host=socket.gethostname(), only_if=ACTIVE)
-    logger.info("submitted %s run %s (worker pid %d)", job_kind.kind, run_id, proc.pid)
+        with connect_queue(base) as conn:           # count and insert in one transaction
+            limits.check_queued(conn, ws.user, settings)
+            enqueue(conn, ws.user, run_id, job_kind.kind, name=name or job_kind.kind,
+                    threads=threads or settings.threads_per_job)
+    except BaseException:
+        with ws.connect() as conn:                  # no run without its place in the queue
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        raise
+    _dispatch.audit(base, "job_submitted", ws.user, run=run_id, kind=job_kind.kind)
+    logger.info("queued %s run %s of %s", job_kind.kind, run_id, ws.user)
+    _dispatch.dispatch(base, max_parallel=max_parallel)
     return run_id
 
 
@@ -152,8 +162,12 @@ def cancel(ws: Workspace, run_id: str) -> bool:
 
     Returns False when the run had already finished.
     """
-    ws.run(run_id)                                     # a clear error for an unknown id
-    with ws.connect() as conn:
+    run = ws.run(run_id)                               # a clear error for an unknown id
+    if not run.active:
+        return False
+    if _dispatch.cancel_job(ws.root.parent, ws.user, run_id):
+        return True
+    with ws.connect() as conn:                         # a run from before the queue existed
         if update_run(conn, run_id, status="cancelled", finished=time.time(),
                       cancel_requested=1, only_if=("queued",)):
             return True
@@ -161,109 +175,31 @@ def cancel(ws: Workspace, run_id: str) -> bool:
 
 
 def recover(ws: Workspace, *, grace_s: float = 60.0) -> list[str]:
-    """Fail queued/running runs whose worker is gone; call when the app starts (cheap enough
-    to call on every status poll). Also removes temp folders such runs left. Returns their ids.
+    """One dispatcher pass over the whole server (fail jobs whose worker died or hung, start
+    queued ones), then fail this workspace's runs that have no place in the queue and no live
+    worker; removes temp folders such runs left. Returns the ids of this user's runs it failed.
+    Cheap: the app calls it at start and on every sidebar poll.
 
-    Workers run in their own session, so they outlive an app restart and are left alone.
-    A run without a pid yet gets `grace_s` seconds for `submit` to record one.
+    A run without a pid or queue entry gets `grace_s` seconds for `submit` to enqueue it.
     """
-    _reap()
-    here, now, failed = socket.gethostname(), time.time(), []
+    base = ws.root.parent
+    result = _dispatch.dispatch(base)
+    failed = [e.run_id for e in result.ended if e.user == ws.user and e.origin == "app"
+              and ws.run(e.run_id).status == "failed"]
+    with connect_queue(base) as conn:
+        queued = {e.run_id for e in entries(conn, user=ws.user)}
+    now = time.time()
     for run in ws.runs(status=ACTIVE):
-        if run.host and run.host != here:              # another machine's worker: cannot tell
+        if run.id in queued or (run.host and run.host != socket.gethostname()):
             continue
         dead = (now - run.created > grace_s if run.pid is None
                 else not _worker_alive(run.pid, run.id))
-        if not dead:
-            continue
-        with ws.connect() as conn:
-            changed = update_run(conn, run.id, status="failed", finished=now,
-                                 error=INTERRUPTED, only_if=ACTIVE)
-        if changed:
-            ws.delete_arrays(run.id)
+        if dead and _dispatch.fail_run(ws, run.id, INTERRUPTED):
             failed.append(run.id)
-            logger.warning("run %s: %s", run.id, INTERRUPTED)
-    _sweep_temp_dirs(ws)
+    _dispatch.sweep_temp_dirs(ws)
     return failed
-
-
-def acquire_slot(slots_dir: str | Path, max_parallel: int) -> IO[str] | None:
-    """Lock one of `max_parallel` slot files, or return None if all are taken.
-
-    Closing the returned file frees the slot; so does the process dying, however it dies,
-    which is why a lock (not a counter in the database) guards the GPU.
-    """
-    slots_dir = Path(slots_dir)
-    slots_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(max_parallel):
-        f = (slots_dir / f"slot-{i}.lock").open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            continue
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n")
-        f.flush()
-        return f
-    return None
-
-
-def _start_worker(ws: Workspace, run_id: str, max_parallel: int,
-                  threads: int) -> subprocess.Popen:
-    if max_parallel < 1 or threads < 1:
-        raise InputError(f"max_parallel ({max_parallel}) and threads ({threads}) must be >= 1.")
-    env = {**os.environ, "GEX_MAX_PARALLEL": str(max_parallel), "GEX_THREADS": str(threads),
-           **{name: str(threads) for name in _THREAD_VARS}}
-    cmd = [sys.executable, "-m", "gexcore.workspace.worker", str(ws.root.resolve()), run_id,
-           "--slots-dir", str(ws.slots_dir.resolve())]
-    _reap()
-    with ws.log_path(run_id).open("ab") as log:
-        # Own session: a Ctrl-C or restart of the app does not kill the job.
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    _children.append(proc)
-    return proc
-
-
-def _reap() -> None:
-    """Collect the exit status of finished workers this process started."""
-    _children[:] = [p for p in _children if p.poll() is None]
 
 
 def _worker_alive(pid: int, run_id: str) -> bool:
     """Is `pid` still our worker for `run_id` (not dead, a zombie, or a reused pid)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True                                    # alive, owned by another account
-    proc = Path(f"/proc/{pid}")
-    if not Path("/proc/self").exists():
-        return True                                    # no procfs: trust kill(0)
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = (proc / "cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X") and run_id.encode() in cmdline
-
-
-def _sweep_temp_dirs(ws: Workspace) -> None:
-    """Remove `runs/.<id>.*.tmp|old` folders of runs no worker is writing any more."""
-    active = {run.id for run in ws.runs(status=ACTIVE)}
-    for path in (ws.root / "runs").glob(".*"):
-        run_id = path.name.lstrip(".").split(".")[0]
-        if path.is_dir() and path.suffix in (".tmp", ".old") and run_id not in active:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise InputError(f"environment variable {name}={raw!r}; expected an integer >= 1.")
-    return int(raw)
+    return process_alive(pid, needle=run_id)

@@ -1,9 +1,14 @@
-"""`python -m gexcore.workspace.worker ROOT RUN_ID`: run one queued job to its end.
+"""`python -m gexcore.workspace.worker BASE USER RUN_ID`: run one dispatched job to its end.
 
-Waits for a job slot, marks the run running, runs its job kind's function with progress written
-to the registry (at most every 0.5 s) and a cancel flag polled as often, lets it write into a
-temp folder that becomes `runs/<id>/` only on success, and records done, failed or cancelled.
-Never imports Streamlit; heavy libraries load only once the job has a slot.
+The process the dispatcher launches is the job's supervisor: it takes its queue entry, forks
+the process that runs the job, and watches it. The job process stamps a heartbeat on the
+entry every few seconds (a thread), marks the run running, runs its job kind's function with
+progress written to the registry (at most every 0.5 s) and a cancel flag polled as often,
+lets it write into a temp folder that becomes `runs/<id>/` only on success, and records done,
+failed or cancelled. If the job process dies (kill -9, out of memory) or stops beating for
+`GEX_STALE_S` (stopped, frozen), the supervisor kills it, fails the run with the reason,
+frees the slot and dispatches the next job. Never imports Streamlit; torch loads only with
+the job.
 """
 
 from __future__ import annotations
@@ -12,34 +17,34 @@ import argparse
 import importlib
 import logging
 import os
+import select
 import signal
 import socket
+import sqlite3
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from gexcore.atomic import atomic_write_dir
 from gexcore.errors import GexError
 from gexcore.progress import Progress
-from gexcore.workspace.jobs import (
-    _THREAD_VARS,
-    JOB_KINDS,
-    JobCancelled,
-    JobContext,
-    JobKind,
-    acquire_slot,
-    default_max_parallel,
-    default_threads,
+from gexcore.workspace.dispatcher import (
+    THREAD_VARS,
+    dispatch,
+    fail_run,
+    settle,
+    stale_reason,
 )
+from gexcore.workspace.jobs import JOB_KINDS, JobCancelled, JobContext, JobKind
+from gexcore.workspace.queue import Heartbeat, QueueEntry, claim_entry, connect, get_entry
 from gexcore.workspace.runs import RunInfo, update_run
-from gexcore.workspace.store import Workspace
+from gexcore.workspace.settings import JobSettings, job_settings
+from gexcore.workspace.store import Workspace, open_workspace
 
-__all__ = ["main", "run_job"]
+__all__ = ["main", "run_job", "supervise"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,49 +53,128 @@ POLL_S = 0.5          # progress writes and cancel checks, at most this often
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gexcore.workspace.worker")
-    parser.add_argument("root", type=Path, help="the user's workspace folder")
+    parser.add_argument("base", type=Path, help="the folder holding the workspaces")
+    parser.add_argument("user")
     parser.add_argument("run_id")
-    parser.add_argument("--slots-dir", type=Path, help="job slot locks (default: ROOT/../.slots)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # SIGTERM (an admin's kill, a shutdown) unwinds like an exception, so the run is recorded
-    # as failed and its temp folder removed.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    status = run_job(Workspace(args.root, slots_dir=args.slots_dir), args.run_id)
+    status = supervise(args.base, args.user, args.run_id, handle=str(os.getpid()))
     return 0 if status in ("done", "cancelled") else 1
 
 
-def run_job(ws: Workspace, run_id: str, *, max_parallel: int | None = None,
-            threads: int | None = None) -> str:
-    """Wait for a slot, run the job, record the outcome; returns the final status."""
-    with _slot(ws, run_id, max_parallel or default_max_parallel()) as slot:
-        if slot is None:                               # cancelled (or failed) while queued
-            return ws.run(run_id).status
-        with ws.connect() as conn:
-            started = update_run(conn, run_id, status="running", started=time.time(),
-                                 pid=os.getpid(), host=socket.gethostname(), only_if=("queued",))
-        if not started:
-            return ws.run(run_id).status
-        return _run(ws, ws.run(run_id), threads or default_threads())
+def supervise(base: Path, user: str, run_id: str, *, handle: str = "") -> str:
+    """Take the dispatched job, run it in a forked process, watch that process's heartbeat,
+    record the outcome, free the slot and dispatch the next job; returns the run's status."""
+    settings, ws = job_settings(base), open_workspace(base, user)
+    handle = handle or _submitit_job_id()
+    with connect(base) as conn:
+        entry = claim_entry(conn, user, run_id, handle)
+    if entry is None:                      # cancelled, requeued or taken meanwhile
+        logger.info("run %s: no longer waiting for this worker; nothing to do", run_id)
+        return ws.run(run_id).status
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:                         # the job process
+        code = 1
+        try:
+            code = _job_process(base, ws, entry, settings)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    # An admin's `kill PID` of the supervisor stops the job cleanly (it records "failed").
+    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(child, signal.SIGTERM))
+    status, silent = _watch(base, entry, child, settings)
+    run = ws.run(run_id)
+    if run.active:                         # the job process ended without recording it
+        fail_run(ws, run_id, stale_reason(silent, settings) if silent is not None
+                 else _exit_reason(status))
+        run = ws.run(run_id)
+    settle(base, entry, run.status, run.error)
+    logger.info("run %s %s%s", run_id, run.status, f": {run.error}" if run.error else "")
+    dispatch(base)                         # the next job starts as soon as the slot is free
+    return run.status
 
 
-@contextmanager
-def _slot(ws: Workspace, run_id: str, max_parallel: int) -> Iterator[IO[str] | None]:
-    """Hold a job slot for the block; yields None if the run stops being queued meanwhile."""
-    waiting = False
-    while (slot := acquire_slot(ws.slots_dir, max_parallel)) is None:
-        if ws.run(run_id).status != "queued":
-            yield None
-            return
-        if not waiting:
-            logger.info("run %s: waiting for a free job slot (%d in use)", run_id, max_parallel)
-            waiting = True
-        time.sleep(POLL_S)
+def run_job(ws: Workspace, run_id: str, *, threads: int | None = None) -> str:
+    """Mark a queued run running, run its job here, record the outcome; returns the status."""
+    with ws.connect() as conn:
+        started = update_run(conn, run_id, status="running", started=time.time(),
+                             pid=os.getpid(), host=socket.gethostname(), only_if=("queued",))
+    if not started:                        # cancelled (or failed) while queued
+        return ws.run(run_id).status
+    return _run(ws, ws.run(run_id), threads or job_settings(ws.root.parent).threads_per_job)
+
+
+def _job_process(base: Path, ws: Workspace, entry: QueueEntry, settings: JobSettings) -> int:
+    # SIGTERM (an admin's kill, a shutdown) unwinds like an exception, so the run is recorded
+    # as failed and its temp folder removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with Heartbeat(base, entry.seq, settings.heartbeat_s):
+        status = run_job(ws, entry.run_id, threads=entry.threads)
+    return 0 if status in ("done", "cancelled") else 1
+
+
+def _watch(base: Path, entry: QueueEntry, child: int,
+           settings: JobSettings) -> tuple[int, float | None]:
+    """Wait for the job process; kill it once its heartbeat is `stale_s` old. Returns its wait
+    status, and how long it had been silent when it was killed (None if it ended itself)."""
+    since, beat = time.time(), 0.0
+    pidfd = _pidfd(child)
     try:
-        yield slot
+        while True:
+            pid, status = os.waitpid(child, os.WNOHANG)
+            if pid:
+                return status, None
+            if pidfd is not None:
+                select.select([pidfd], [], [], settings.heartbeat_s)     # wakes at its exit
+            else:
+                time.sleep(min(0.2, settings.heartbeat_s))
+            try:
+                with connect(base) as conn:
+                    now = get_entry(conn, entry.user, entry.run_id)
+                beat = (now.heartbeat if now else None) or beat
+            except sqlite3.OperationalError:            # locked for 30 s: look again later
+                pass
+            silent = time.time() - max(since, beat)
+            if silent > settings.stale_s:
+                logger.error("run %s: %s", entry.run_id, stale_reason(silent, settings))
+                os.kill(child, signal.SIGKILL)              # a stopped process cannot catch it
+                return os.waitpid(child, 0)[1], silent
     finally:
-        slot.close()
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` exits (Linux 5.3+), else None."""
+    try:
+        return os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except OSError:
+        return None
+
+
+def _exit_reason(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (kill -9, or out of memory)" if -code == signal.SIGKILL else ""
+        return f"the job process was killed by {name}{hint}; see the run's log."
+    return f"the job process exited with code {code} before recording an outcome; see the log."
+
+
+def _submitit_job_id() -> str:
+    """The job id submitit gave the job this runs in ("" outside submitit)."""
+    try:
+        import submitit
+    except ImportError:
+        return ""
+    try:
+        return str(submitit.JobEnvironment().job_id)
+    except RuntimeError:                   # not inside a submitit job
+        return ""
 
 
 def _run(ws: Workspace, run: RunInfo, threads: int) -> str:
@@ -155,12 +239,12 @@ def _summary(err: Exception) -> str:
 
 
 def _cap_threads(threads: int) -> None:
-    """Cap torch and BLAS threads (the env covers libraries torch has not started yet)."""
-    for name in _THREAD_VARS:
+    """Cap torch and BLAS threads: the environment covers libraries not loaded yet (torch
+    reads OMP_NUM_THREADS when a job imports it), `set_num_threads` a torch already loaded."""
+    for name in THREAD_VARS:
         os.environ[name] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
+    if (torch := sys.modules.get("torch")) is not None:
+        torch.set_num_threads(threads)
 
 
 class _ProgressWriter:

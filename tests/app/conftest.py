@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gexcore.workspace import ACTIVE, RunInfo, Workspace, open_workspace
+from gexcore.workspace import RunInfo, Workspace, open_workspace
 from gexcore.workspace.demo import ensure_demo
-from gexcore.workspace.jobs import _worker_alive
+from tests.workspace.conftest import stop_workers
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -26,10 +24,7 @@ def workspace_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("GEX_WORKSPACE", str(base))
     monkeypatch.setenv("GEX_THREADS", "1")
     yield base
-    ws = open_workspace(base, "default")
-    for run in ws.runs(status=ACTIVE):
-        if run.pid and _worker_alive(run.pid, run.id):
-            os.kill(run.pid, signal.SIGKILL)
+    stop_workers(base)                  # every user's workers: supervisors and job processes
 
 
 @pytest.fixture(scope="module")

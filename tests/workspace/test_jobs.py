@@ -1,4 +1,4 @@
-"""Submitting, cancelling and recovering jobs; the job-slot limit."""
+"""Submitting, cancelling and recovering jobs; a queued job waits for the slot."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -14,16 +13,18 @@ from gexcore.errors import InputError
 from gexcore.workspace import (
     INTERRUPTED,
     PretrainJob,
-    acquire_slot,
+    all_jobs,
     cancel,
+    queue_position,
     recover,
     register_job_kind,
     submit,
 )
-from gexcore.workspace.jobs import _worker_alive, job_kind_of
+from gexcore.workspace.jobs import job_kind_of
 from gexcore.workspace.runs import insert_run, update_run
+from gexcore.workspace.slot import job_slot
 from tests.workspace._sleep_job import SleepJob
-from tests.workspace.conftest import finished, wait_for
+from tests.workspace.conftest import finished, settled, wait_for
 
 
 def _row(ws, status="running", pid=None, kind="sleep") -> str:
@@ -39,49 +40,31 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_slot_lock_limits_parallel_jobs(tmp_path):
-    first = acquire_slot(tmp_path, 1)
-    assert first is not None
-    assert acquire_slot(tmp_path, 1) is None            # max_parallel=1: the second waits
-    second = acquire_slot(tmp_path, 2)                   # a second slot when two are allowed
-    assert second is not None and acquire_slot(tmp_path, 2) is None
-    first.close()
-    third = acquire_slot(tmp_path, 1)
-    assert third is not None
-    third.close()
-    second.close()
-
-
 def test_queued_job_waits_for_the_slot_then_runs(tmp_workspace):
-    slot = acquire_slot(tmp_workspace.slots_dir, 1)      # another job holds the only slot
-    try:
+    """No process waits for a queued job: it starts when the job holding the slot ends."""
+    base = tmp_workspace.root.parent
+    with job_slot(base, "other", "pretrain"):            # a gex command holds the only slot
         run_id = submit(tmp_workspace, SleepJob(steps=2), threads=1)
-        time.sleep(1.5)
         run = tmp_workspace.run(run_id)
-        assert run.status == "queued" and run.pid is not None
-        assert _worker_alive(run.pid, run_id)
-    finally:
-        slot.close()
-    run = wait_for(tmp_workspace, run_id, finished, timeout=60)
+        assert run.status == "queued" and run.pid is None
+        assert [(e.user, e.state) for e in all_jobs(base)] == [("other", "running"),
+                                                               ("tester", "queued")]
+        assert queue_position(base, run_id) == (1, None)  # no finished pretrain job: unknown
+    run = wait_for(tmp_workspace, run_id, finished, timeout=60)   # the slot's end started it
     assert run.status == "done", run.error
     assert run.metrics == {"steps": 2} and run.progress["fraction"] == 1.0
     assert (tmp_workspace.run_dir(run_id) / "result.txt").read_text() == "slept"
-    assert "waiting for a free job slot" in tmp_workspace.read_log(run_id)
+    assert [e.state for e in settled(base)] == ["done", "done"]
 
 
-def test_cancel_while_queued_ends_the_worker(tmp_workspace):
-    slot = acquire_slot(tmp_workspace.slots_dir, 1)
-    try:
+def test_cancel_while_queued_never_starts_a_worker(tmp_workspace):
+    base = tmp_workspace.root.parent
+    with job_slot(base, "other", "pretrain"):
         run_id = submit(tmp_workspace, SleepJob(), threads=1)
         assert cancel(tmp_workspace, run_id)
         assert tmp_workspace.run(run_id).status == "cancelled"
-        pid = tmp_workspace.run(run_id).pid
-        deadline = time.monotonic() + 30
-        while _worker_alive(pid, run_id) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _worker_alive(pid, run_id)
-    finally:
-        slot.close()
+    (_, entry) = all_jobs(base)
+    assert entry.state == "cancelled" and entry.handle == "" and entry.pid is None
     assert tmp_workspace.run(run_id).status == "cancelled"
     assert not tmp_workspace.run_dir(run_id).exists()
     assert not cancel(tmp_workspace, run_id)             # already over
@@ -136,3 +119,13 @@ def test_register_job_kind_needs_a_dataclass_and_submit_a_registered_job(tmp_wor
     with pytest.raises(TypeError, match="not a registered job class"):
         submit(tmp_workspace, Unregistered())
     assert job_kind_of(SleepJob()).modules == ("tests.workspace._sleep_job",)
+
+
+def test_a_worker_starts_without_the_job_kinds_it_does_not_run():
+    """Each worker once imported every job kind (anndata, pandas: ~1 s per job start); the
+    built-in kinds now load on first use, and a worker loads only its run's modules."""
+    code = ("import sys, gexcore.workspace.worker, gexcore.workspace as w; "
+            "print('anndata' in sys.modules, w.PretrainJob.__name__, 'anndata' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "PretrainJob", "False"]
