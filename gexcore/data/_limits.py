@@ -61,12 +61,13 @@ class Footprint:
 # Measured with benchmarks/bench_read_memory.py (peak RSS above the resting process, the
 # largest ratio over narrow, wide and text-heavy shapes, plus a margin).
 FOOTPRINTS: dict[str, Footprint] = {
-    "table": Footprint(per_byte=4.0, per_cell=40.0, per_text_cell=200.0, per_column=700.0),
-    "parquet": Footprint(per_byte=3.0, per_cell=40.0, per_text_cell=200.0, per_column=2000.0),
-    "h5ad": Footprint(per_byte=1.0, per_cell=16.0, per_text_cell=200.0),
-    "gct": Footprint(per_byte=4.0, per_cell=40.0, per_text_cell=200.0, per_column=700.0),
-    "geo": Footprint(per_byte=4.0, per_cell=40.0, per_text_cell=200.0, per_column=700.0),
-    "gdc_star": Footprint(per_byte=4.0, per_cell=40.0, per_text_cell=200.0),
+    "table": Footprint(per_byte=4.0, per_cell=60.0, per_text_cell=200.0, per_column=700.0),
+    "parquet": Footprint(per_byte=1.0, per_cell=80.0, per_text_cell=200.0,
+                         per_column=16_384.0),
+    "h5ad": Footprint(per_byte=1.0, per_cell=20.0, per_text_cell=200.0),
+    "gct": Footprint(per_byte=4.0, per_cell=60.0, per_text_cell=200.0, per_column=700.0),
+    "geo": Footprint(per_byte=4.0, per_cell=60.0, per_text_cell=200.0, per_column=700.0),
+    "gdc_star": Footprint(per_byte=4.0, per_cell=60.0, per_text_cell=350.0),
     "clinical": Footprint(per_byte=4.0, per_cell=200.0, per_text_cell=200.0, per_column=2000.0),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import re
 import zlib
 from collections.abc import Collection, Sequence
@@ -111,7 +112,8 @@ def load_bytes(path: Path, limit: int) -> bytes | bytearray:
             fh.seek(0)
             if head == b"\x1f\x8b":
                 return _gunzip(fh, path, limit)
-            raw = fh.read(limit + 1)
+            # read(n) allocates n bytes up front, so never ask for more than the file holds.
+            raw = fh.read(min(os.fstat(fh.fileno()).st_size, limit) + 1)
     except OSError as err:
         raise InputError(f"{path.name}: could not be read ({err.strerror or err}); check that "
                          "the file exists and is readable.") from err
@@ -143,7 +145,8 @@ def _gunzip(fh, path: Path, limit: int) -> bytearray:
                                      "stream; the file is damaged, so re-download it.")
                 in_member = True
             try:
-                out += unzip.decompress(chunk, limit + 1 - len(out))   # bounded output
+                # Bounded output per call: a 1 MiB input can hold 1 GiB of zeros.
+                out += unzip.decompress(chunk, min(_CHUNK, limit + 1 - len(out)))
             except zlib.error as err:
                 raise InputError(f"{path.name}: the gzip stream is truncated or corrupt "
                                  f"({err}); re-download the file.") from err

@@ -3,7 +3,9 @@
 `X` is read with h5py, not through `anndata.read_h5ad`: its shape and encoding are checked
 against the memory budget first, and a sparse matrix's `indptr` / `indices` are validated
 before it is densified (corrupt ones made scipy's `toarray` write out of bounds: SIGSEGV).
-Layers, obsm, uns and raw are never read.
+Layers, obsm, uns and raw are never read. libhdf5 itself can crash or loop forever on a
+damaged file, so a child process reads everything first (`_h5probe`); if it dies or does not
+finish, the file is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gexcore.data._h5probe import probe_failure
 from gexcore.data._limits import FOOTPRINTS, check_labels, memory_budget
 from gexcore.data._source import ParsedMatrix
 from gexcore.errors import InputError
@@ -39,6 +42,9 @@ def read_h5ad_matrix(path: Path, *, max_bytes: int | None = None
     with open(path, "rb") as fh:
         if fh.read(8) != b"\x89HDF\r\n\x1a\n":
             raise InputError(f"{path.name}: not an HDF5 file (no HDF5 signature); {_RESAVE}.")
+    if failure := probe_failure(str(path)):
+        raise InputError(f"{path.name}: the HDF5 library failed on this file in a test read "
+                         f"({failure}), so it is damaged: {_RESAVE}.")
     try:
         with h5py.File(path, "r") as f:
             obs = _read_frame(f, "obs", path, budget)
@@ -110,7 +116,11 @@ def _read_x(f, path: Path, shape: tuple[int, int], budget: int) -> np.ndarray:
         raise InputError(f"{path.name}: has no X matrix (the expression values); {_RESAVE} "
                          "with the values in X.")
     n_cells = shape[0] * shape[1]
+    encoding = _attr(X, "encoding-type")
     if isinstance(X, h5py.Dataset):
+        if encoding not in ("", "array"):
+            raise InputError(f"{path.name}: X is a dense array labelled '{encoding[:40]}', an "
+                             f"encoding this reader does not know; {_RESAVE}.")
         if X.shape != shape:
             raise InputError(f"{path.name}: X has shape {X.shape} but obs and var describe "
                              f"{shape[0]} x {shape[1]}; the file is damaged: {_RESAVE}.")
@@ -122,7 +132,6 @@ def _read_x(f, path: Path, shape: tuple[int, int], budget: int) -> np.ndarray:
         elif n_cells:
             out[...] = X[()]
         return out
-    encoding = _attr(X, "encoding-type")
     if encoding not in _SPARSE:
         raise InputError(f"{path.name}: X is stored as '{encoding or 'an unknown group'}', not a "
                          f"dense array or a CSR/CSC sparse matrix; {_RESAVE}.")

@@ -127,6 +127,7 @@ def _parse(path: Path, fmt: str, *, orientation, star_value, sample_sheet, max_b
 def _assemble(parsed: ParsedMatrix, path: Path, *, existing_obs, gene_id, duplicates, scale,
               allow_missing) -> AnnData:
     """Harmonise genes, check values, and build the AnnData with its validation report."""
+    _check_shape(*parsed.values.shape, path.name)
     # Every reader's ids, bounded before the gene-id regexes of harmonize_genes see them.
     check_labels(parsed.samples, path, "sample id")
     check_labels(parsed.genes.index, path, "gene id", allow_empty=True)
@@ -158,7 +159,10 @@ def _assemble(parsed: ParsedMatrix, path: Path, *, existing_obs, gene_id, duplic
             f"{gene_summary['n_duplicated_genes']} gene id(s) occurred more than once "
             f"(e.g. {', '.join(gene_summary['duplicated_examples'][:3])}); merged by "
             f"{gene_summary['duplicates_merged_by']}.")
-    adata = AnnData(X=values, obs=h5ad_safe(obs), var=h5ad_safe(var))
+    obs, var = h5ad_safe(obs), h5ad_safe(var)
+    # An index name equal to a column name cannot be written to .h5ad; ids need no name.
+    obs.index.name = var.index.name = None
+    adata = AnnData(X=values, obs=obs, var=var)
     adata.uns["_report"] = report
     return adata
 
@@ -209,10 +213,7 @@ def check_result(adata: AnnData, source: str) -> None:
     """The one validity check every read ends with, whatever the format: at least one sample
     and one gene, float32 `X` with no inf and not all missing, unique non-empty ids."""
     n_obs, n_vars = adata.shape
-    if n_obs == 0 or n_vars == 0:
-        what = "samples" if n_obs == 0 else "genes"
-        raise InputError(f"{source}: no {what} were read ({n_obs} samples x {n_vars} genes); "
-                         "check that the file holds a matrix with ids and values.")
+    _check_shape(n_obs, n_vars, source)
     X = adata.X
     if not isinstance(X, np.ndarray) or X.dtype != np.float32:
         raise TypeError(f"a reader returned {type(X).__name__} {getattr(X, 'dtype', '')}; "
@@ -234,6 +235,13 @@ def check_result(adata: AnnData, source: str) -> None:
                              f"({len(dup)} duplicate(s)); make the {what} ids unique.")
     if (adata.obs_names.str.strip() == "").any():
         raise InputError(f"{source}: a sample has an empty id; give every sample an id.")
+
+
+def _check_shape(n_obs: int, n_vars: int, source: str) -> None:
+    if n_obs == 0 or n_vars == 0:
+        what = "samples" if n_obs == 0 else "genes"
+        raise InputError(f"{source}: no {what} were read ({n_obs} samples x {n_vars} genes); "
+                         "check that the file holds a matrix with ids and values.")
 
 
 def h5ad_safe(frame: pd.DataFrame) -> pd.DataFrame:
