@@ -1,10 +1,13 @@
-"""GexScope dashboard: navigation, workspace and sidebar job status only; pages hold the rest."""
+"""GexScope dashboard: sign-in, navigation, workspace and sidebar job status; pages hold the
+rest."""
 
 import streamlit as st
 
-from ui.common import cohort_picker, current_workspace, esc, job_sidebar
+from ui.auth import gate, identity_sidebar, sign_in
+from ui.common import cohort_picker, current_workspace, job_sidebar
 
 st.set_page_config(page_title="GexScope", page_icon=":material/genetics:", layout="wide")
+identity = gate()                       # None until someone signs in
 
 PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/table_view:", default=True),
@@ -14,11 +17,15 @@ PAGES = [
     st.Page("pages/importance.py", title="Gene importance", icon=":material/bar_chart:"),
     st.Page("pages/survival.py", title="Survival", icon=":material/monitor_heart:"),
 ]
-navigation = st.navigation(PAGES)
+if identity is None or identity.admin:  # signed out, no page runs: the list only keeps the URL
+    PAGES.append(st.Page("pages/admin.py", title="Admin", icon=":material/shield_person:"))
+navigation = st.navigation(PAGES, position="sidebar" if identity else "hidden")
+if identity is None:
+    sign_in()                           # the sign-in form instead of the page; stops the run
 with st.sidebar:
     st.markdown("**GexScope**  \nself-supervised learning on bulk expression")
+    identity_sidebar(identity)
     ws = current_workspace()
-    st.caption(f"Workspace **{esc(ws.user)}** (another: add `?user=NAME` to the address)")
     cohort_picker(ws)
     job_sidebar(ws)
 navigation.run()

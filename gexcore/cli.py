@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from gexcore.cli_user import add_user_command
 from gexcore.errors import GexError
 from gexcore.models.methods import METHODS
 
@@ -398,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-queue", action="store_true",
                    help="start at once instead of waiting for a slot in the server's job queue")
     p.set_defaults(func=_cmd_evaluate)
+    add_user_command(sub)                       # gex user add|passwd|remove|list
     return parser
 
 

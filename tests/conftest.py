@@ -8,6 +8,14 @@ from anndata import AnnData
 from gexcore.data.simulate import SimulationConfig, simulate_cohort
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_workspace_base(tmp_path_factory):
+    """The CLI queues its jobs in GEX_WORKSPACE (else ./workspace): never the developer's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GEX_WORKSPACE", str(tmp_path_factory.mktemp("gex_workspace")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def _tiny() -> AnnData:
     return simulate_cohort(SimulationConfig(n_samples=60, n_genes=40, n_cancer_types=3,

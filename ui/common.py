@@ -5,7 +5,6 @@ Durable state lives in the workspace on disk; `st.session_state` holds UI choice
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -19,6 +18,8 @@ from gexcore.data import ValidationReport, load_demo
 from gexcore.explore.features import EXPRESSION_TOP_GENES
 from gexcore.workspace import RunInfo, Workspace, open_workspace, recover
 from gexcore.workspace.demo import ensure_demo
+from gexcore.workspace.identity import default_base
+from ui.auth import current_identity
 
 ROOT = Path(__file__).resolve().parents[1]
 COHORT_KEY = "cohort_id"            # session_state: the cohort every page works on
@@ -35,7 +36,7 @@ def esc(text: object) -> str:
 
 def workspace_base() -> Path:
     """Where workspaces live: $GEX_WORKSPACE, else ./workspace next to app.py."""
-    return Path(os.environ.get("GEX_WORKSPACE", ROOT / "workspace"))
+    return default_base()
 
 
 @st.cache_resource(show_spinner="Opening workspace...")
@@ -48,9 +49,9 @@ def _open(base: str, user: str) -> tuple[Workspace, str, list[str]]:
 
 
 def current_workspace() -> Workspace:
-    """The user's workspace (user from `?user=`, default "default")."""
-    user = st.query_params.get("user", "default")
-    return _open(str(workspace_base()), user)[0]
+    """The signed-in user's workspace (`ui.auth.current_identity`; "default" in local mode).
+    Nothing in the URL chooses it."""
+    return _open(str(workspace_base()), current_identity().user)[0]
 
 
 def demo_ids(ws: Workspace) -> tuple[str, list[str]]:
@@ -75,11 +76,14 @@ def demo_cohort(name: str) -> AnnData:
 
 
 def current_cohort_id(ws: Workspace) -> str:
-    """The cohort pages work on: the user's choice (kept in the URL, so a refresh keeps it),
-    else the demo cohort."""
-    chosen = st.session_state.get(COHORT_KEY) or st.query_params.get("cohort")
+    """The cohort pages work on: this session's choice, else the URL's (a bookmark), else the
+    workspace's last pick (a new tab), else the demo cohort."""
     known = {c.id for c in ws.cohorts()}
-    return chosen if chosen in known else demo_ids(ws)[0]
+    for chosen in (st.session_state.get(COHORT_KEY), st.query_params.get("cohort"),
+                   ws.current_cohort):
+        if chosen in known:
+            return chosen
+    return demo_ids(ws)[0]
 
 
 def cohort_picker(ws: Workspace) -> None:
@@ -90,8 +94,13 @@ def cohort_picker(ws: Workspace) -> None:
     chosen = st.selectbox("Cohort", ids, index=ids.index(current), key=COHORT_KEY,
                           format_func=lambda i: f"{cohorts[i].name} ({cohorts[i].n_obs:,} x "
                                                 f"{cohorts[i].n_vars:,})")
-    if st.query_params.get("cohort") != chosen:
+    asked = st.query_params.get("cohort")
+    if asked is not None and asked not in cohorts:
+        st.caption(f"No cohort {esc(asked)!r} here; showing {esc(cohorts[chosen].name)}.")
+    if asked != chosen:
         st.query_params["cohort"] = chosen
+    if ws.current_cohort != chosen:
+        ws.set_current_cohort(chosen)               # a new tab opens on it too
 
 
 @st.fragment(run_every=2)

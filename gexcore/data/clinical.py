@@ -70,6 +70,10 @@ def read_clinical(path: str | Path, *, sample_column: str | None = None,
     check_labels(header, path, "column name", where="the header line", allow_empty=True)
     table = table_from_text("\n".join(body), sep, path,
                             converters={i: str for i in range(len(header) + 1)})
+    if isinstance(table.index, pd.MultiIndex):               # pandas made the extras an index
+        raise InputError(
+            f"{path.name}: data rows have {table.index.nlevels} more fields than the header "
+            f"line ({len(header)} names); fix the header or the separators, or re-export it.")
     if not isinstance(table.index, pd.RangeIndex):           # R write.table: no header for ids
         table = table.set_axis(table.index.astype(str)).rename_axis("id").reset_index()
     if table.empty:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from gexcore.data._limits import FOOTPRINTS, check_labels, memory_budget
+from gexcore.data._numeric import numeric_table
 from gexcore.data._source import (
     ParsedMatrix,
     check_field_counts,
-    numeric_table,
     read_head_text,
     read_text,
     table_from_text,

@@ -11,14 +11,13 @@ import numpy as np
 import pandas as pd
 
 from gexcore.data._limits import FOOTPRINTS, check_labels, memory_budget
+from gexcore.data._numeric import flat_numeric_table, numeric_table
 from gexcore.data._source import (
     MISSING_TOKENS,
     ParsedMatrix,
     check_field_counts,
-    flat_numeric_table,
     missing_token_variants,
     numeric_columns,
-    numeric_table,
     read_text,
     table_from_text,
     to_float_matrix,

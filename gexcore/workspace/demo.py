@@ -39,7 +39,7 @@ def demo_model_dir(method: str = "transformer") -> Path:
 def ensure_demo(ws: Workspace) -> tuple[str, list[str]]:
     """(cohort id, demo run ids) as `ws` sees them (read-only, qualified ids), adding what is
     missing to the shared demo workspace; models not shipped are skipped."""
-    demo = Workspace(ws.root.parent / DEMO_OWNER, slots_dir=ws.slots_dir)
+    demo = Workspace(ws.root.parent / DEMO_OWNER)
     with (demo.root / ".demo.lock").open("a") as lock:     # one writer when sessions race
         fcntl.flock(lock, fcntl.LOCK_EX)
         cohort_id, run_ids = _ensure_in(demo)

@@ -6,7 +6,7 @@
 <base>/<user>/runs/<id>/           a run's outputs; appears whole, only when the run is done
 <base>/<user>/logs/<id>.txt        the worker's log, written while it runs
 <base>/<user>/arrays/<key>/<name>.npy   cached arrays (embeddings, UMAP coordinates)
-<base>/.slots/                     lock files that cap concurrent jobs over all users
+<base>/queue.sqlite                one queue of every user's jobs (`queue.py`, `dispatcher.py`)
 <base>/demo/                       the shipped demo, stored once, readable by every workspace
 <base>/shares.sqlite               read-only shares between workspaces (`sharing.py`)
 ```
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gexcore import keys
-from gexcore.atomic import atomic_write
+from gexcore.atomic import atomic_write, atomic_write_text
 from gexcore.errors import InputError
 from gexcore.workspace.runs import RUNS_SCHEMA, RunInfo, Status, get_run, list_runs, new_id
 from gexcore.workspace.sharing import DEMO_OWNER, Shares, qualify, split_qualified
@@ -88,7 +88,7 @@ def open_workspace(base_dir: str | Path, user: str = "default") -> Workspace:
     """The workspace of `user` under `base_dir`, created on first use (`demo` is reserved)."""
     check_user(user)
     base = Path(base_dir)
-    return Workspace(base / user, slots_dir=base / ".slots")
+    return Workspace(base / user)
 
 
 def check_name(value: str, what: str) -> str:
@@ -127,9 +127,8 @@ def embedding_name(cohort_id: str) -> str:
 class Workspace:
     """One user's cohorts, runs and cached arrays; safe to use from several processes."""
 
-    def __init__(self, root: str | Path, *, slots_dir: str | Path | None = None):
+    def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.slots_dir = Path(slots_dir) if slots_dir is not None else self.root.parent / ".slots"
         for sub in ("cohorts", "runs", "logs", "arrays"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "workspace.sqlite"
@@ -297,6 +296,17 @@ class Workspace:
     def embedding(self, cohort_id: str, run_id: str) -> np.ndarray | None:
         """(n_samples, dim) embedding of a cohort by an encoder run, if a job computed it."""
         return self.load_array(run_id, embedding_name(cohort_id))
+
+    # -- the cohort the user works on ----------------------------------------------------
+    @property
+    def current_cohort(self) -> str | None:
+        """The cohort last picked in any tab or session of this workspace (None: none yet)."""
+        path = self.root / "current_cohort.txt"
+        return path.read_text(encoding="utf-8").strip() or None if path.exists() else None
+
+    def set_current_cohort(self, cohort_id: str) -> None:
+        self.cohort(cohort_id)                      # only a cohort this workspace can read
+        atomic_write_text(self.root / "current_cohort.txt", cohort_id)
 
     # -- sharing -----------------------------------------------------------------------------
     def share(self, kind: str, item: str, grantees: list[str]) -> None:

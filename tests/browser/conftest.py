@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,13 +66,51 @@ def server_url(tmp_path_factory, workspace_dir):
     _stop_workers(workspace_dir)
 
 
+@contextmanager
+def streamlit_server(workspace: Path, log: Path, *, env: dict[str, str] | None = None,
+                     args: tuple[str, ...] = (), port: int | None = None) -> Iterator[str]:
+    """Another app server (its own port, workspaces and environment, e.g. GEX_AUTH=password);
+    yields its URL and stops it and its job workers afterwards."""
+    port = port or _free_port()
+    full_env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+                "GEX_WORKSPACE": str(workspace), "GEX_THREADS": "1", **(env or {})}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP),
+           "--server.headless", "true", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", *args]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                env=full_env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if workspace.exists():
+            _stop_workers(workspace)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    pytest.fail(f"streamlit did not start:\n{log.read_text()}")
+
+
 def _stop_workers(base: Path) -> None:
     """Kill the job workers the journeys started and left running (they outlive the server)."""
-    from gexcore.workspace import ACTIVE, open_workspace
+    from gexcore.workspace import ACTIVE, Workspace
     from gexcore.workspace.jobs import _worker_alive
 
-    for user in (p.name for p in base.iterdir() if (p / "workspace.sqlite").exists()):
-        for run in open_workspace(base, user).runs(status=ACTIVE):
+    for root in (p for p in base.iterdir() if (p / "workspace.sqlite").exists()):
+        for run in Workspace(root).runs(status=ACTIVE):
             if run.pid and _worker_alive(run.pid, run.id):
                 os.kill(run.pid, signal.SIGKILL)
 

@@ -284,3 +284,34 @@ def test_memory_estimate_refuses_before_parsing(tmp_path):
     path = _table(tmp_path, "gene\t" + "\t".join(f"S{i}" for i in range(50)) + "\n" + rows)
     with unchanged(path), pytest.raises(InputError, match=r"reading .* cells needs about"):
         read_cohort(path, max_memory=3 * 2**20)
+
+
+def test_measured_peak_stays_under_the_estimate(tmp_path):
+    """Bug: parsing a 143 MB TSV peaked at 27x the file while the check assumed 3x. The
+    reader's estimate must cover the peak it measures (fresh process, VmHWM), here on a
+    genes x samples table, as benchmarks/bench_read_memory.py does for every format."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_read_memory as bench
+
+    for i, kwargs in enumerate(({"n": 100, "g": 5000, "gbs": True},)):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        args = {**bench.write("table", folder, **kwargs), "fmt": "table", "kwargs": kwargs}
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_read_memory.py"),
+                              "--child", json.dumps(args)], check=False, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        assert 0 < got["peak"] <= got["estimate"], got
+
+
+def test_clinical_rows_longer_than_the_header(tmp_path):
+    """Bug (found by the fuzz run): rows with 2+ more fields than the clinical header became a
+    pandas MultiIndex, and `astype(str)` on it raised TypeError."""
+    expr = _table(tmp_path, "gene\tTCGA-A1-A0SB-01\tTCGA-A1-A0SD-01\nTP53\t1\t2\nEGFR\t3\t4\n")
+    clinical = _table(tmp_path, "sample\tage\nTCGA-A1-A0SB-01\t50\tx\ty\n", "clinical.tsv")
+    with unchanged(expr, clinical), pytest.raises(InputError, match="clinical.tsv: data rows "
+                                                                    "have 2 more fields"):
+        read_cohort(expr, clinical)

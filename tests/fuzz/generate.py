@@ -79,6 +79,8 @@ def make_case(seed: int, index: int, folder: Path, *, limit: int) -> Case:
     if case.expect == "":
         case.expect = ("error" if mutation in _MUST_FAIL else
                        "ok" if mutation in _MUST_READ else "any")
+    if mutation == "nul" and fmt in ("parquet", "h5ad_dense", "h5ad_sparse"):
+        case.expect = "any"                    # a NUL byte is just a byte in a binary file
     if case.expect != "ok":
         case.truth = None
     return case
@@ -395,7 +397,14 @@ def _write_gct(rng, folder: Path, mutation: str, limit: int) -> Case:
         cells = ["" if np.isnan(v) else ("inf" if np.isinf(v) else repr(float(v)))
                  for v in row.to_numpy()]
         lines.append(f"{gene}\tdesc {gene}\t" + "\t".join(cells))
-    text = _text_mutation("\n".join(lines) + "\n", mutation, rng, "\t")
+    if mutation == "bad_cell":                 # in a data row, not a metadata line
+        i = int(rng.integers(len(lines) - genes.shape[0], len(lines)))
+        cells = lines[i].split("\t")
+        cells[int(rng.integers(2, len(cells)))] = str(rng.choice(["high", "1.2.3", "e", "--1"]))
+        lines[i] = "\t".join(cells)
+        text = "\n".join(lines) + "\n"
+    else:
+        text = _text_mutation("\n".join(lines) + "\n", mutation, rng, "\t")
     if mutation in ("header_only", "no_rows"):
         text = "\n".join(lines[:3 + v13]) + "\n"
     data = text.encode("utf-16" if mutation == "utf16_bom" else

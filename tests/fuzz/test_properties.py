@@ -15,14 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gexcore.data._limits import MAX_LABEL_CHARS, check_labels
-from gexcore.data._source import (
-    check_field_counts,
-    decode_text,
-    flat_numeric_table,
-    load_bytes,
-    numeric_table,
-    to_float_matrix,
-)
+from gexcore.data._numeric import flat_numeric_table, numeric_table
+from gexcore.data._source import check_field_counts, decode_text, load_bytes, to_float_matrix
 from gexcore.data.tables import _SAMPLE_LIKE
 from gexcore.errors import InputError
 
