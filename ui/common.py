@@ -77,10 +77,9 @@ def demo_cohort(name: str) -> AnnData:
 
 def current_cohort_id(ws: Workspace) -> str:
     """The cohort pages work on: this session's choice, else the URL's (a bookmark), else the
-    workspace's last pick (a new tab), else the demo cohort."""
+    demo cohort."""
     known = {c.id for c in ws.cohorts()}
-    for chosen in (st.session_state.get(COHORT_KEY), st.query_params.get("cohort"),
-                   ws.current_cohort):
+    for chosen in (st.session_state.get(COHORT_KEY), st.query_params.get("cohort")):
         if chosen in known:
             return chosen
     return demo_ids(ws)[0]
@@ -99,8 +98,6 @@ def cohort_picker(ws: Workspace) -> None:
         st.caption(f"No cohort {esc(asked)!r} here; showing {esc(cohorts[chosen].name)}.")
     if asked != chosen:
         st.query_params["cohort"] = chosen
-    if ws.current_cohort != chosen:
-        ws.set_current_cohort(chosen)               # a new tab opens on it too
 
 
 @st.fragment(run_every=2)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gexcore import keys
-from gexcore.atomic import atomic_write, atomic_write_text
+from gexcore.atomic import atomic_write
 from gexcore.errors import InputError
 from gexcore.workspace.runs import RUNS_SCHEMA, RunInfo, Status, get_run, list_runs, new_id
 from gexcore.workspace.sharing import DEMO_OWNER, Shares, qualify, split_qualified
@@ -296,17 +296,6 @@ class Workspace:
     def embedding(self, cohort_id: str, run_id: str) -> np.ndarray | None:
         """(n_samples, dim) embedding of a cohort by an encoder run, if a job computed it."""
         return self.load_array(run_id, embedding_name(cohort_id))
-
-    # -- the cohort the user works on ----------------------------------------------------
-    @property
-    def current_cohort(self) -> str | None:
-        """The cohort last picked in any tab or session of this workspace (None: none yet)."""
-        path = self.root / "current_cohort.txt"
-        return path.read_text(encoding="utf-8").strip() or None if path.exists() else None
-
-    def set_current_cohort(self, cohort_id: str) -> None:
-        self.cohort(cohort_id)                      # only a cohort this workspace can read
-        atomic_write_text(self.root / "current_cohort.txt", cohort_id)
 
     # -- sharing -----------------------------------------------------------------------------
     def share(self, kind: str, item: str, grantees: list[str]) -> None:

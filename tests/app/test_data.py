@@ -159,11 +159,3 @@ def test_share_a_cohort_with_a_colleague_then_revoke(open_page, ws):
     at.button(key=f"revoke_cohort_{cohort_id}_bob").click().run()
     assert not at.exception and not [c for c in bob.cohorts() if c.owner == "default"]
 
-
-def test_a_new_tab_opens_on_the_cohort_picked_in_another(open_page, ws):
-    from gexcore.data import load_demo
-
-    cohort_id = ws.add_cohort(load_demo("tissue"), "picked")
-    open_page(cohort_id=cohort_id)          # picked in one session (the app, with its sidebar)
-    fresh = open_page()                                    # a new tab: a new session
-    assert unescaped(fresh.subheader[0].value) == "picked"
