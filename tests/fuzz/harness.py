@@ -14,6 +14,7 @@ modified).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -110,6 +111,7 @@ def run_case(case, folder: Path, index: int, *, limit: int, timeout: float) -> R
     t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:                                          # child
+        os.setpgid(0, 0)                   # its own group: a timeout kills what it forked too
         os.close(read_fd)
         _child(case, folder, limit, write_fd)
         os._exit(0)
@@ -147,7 +149,8 @@ def _collect(fd: int, pid: int, timeout: float) -> tuple[bytes, bool]:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
                 return b"", True
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
