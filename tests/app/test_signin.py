@@ -9,9 +9,11 @@ import pytest
 from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
-from gexcore.workspace import audit
+from gexcore.workspace import audit, open_workspace, submit
 from gexcore.workspace.accounts import Accounts
+from gexcore.workspace.slot import job_slot
 from tests.app.conftest import APP, unescaped
+from tests.workspace._sleep_job import SleepJob
 
 ALICE = "alice-password-1"
 
@@ -137,8 +139,31 @@ def test_admins_get_the_admin_page_with_the_audit_log(password_app):
     at.run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Admin"
-    assert [s.value for s in at.subheader] == ["Audit log", "Accounts"]
+    assert [s.value for s in at.subheader] == ["Jobs", "Audit log", "Accounts"]
     assert int(at.metric[0].value) >= 3                       # account_added x2, signin
+
+
+def test_the_admin_page_lists_every_users_jobs_and_cancels_one(password_app, workspace_dir):
+    """bob's queued job (behind a running gex command) shows on root's admin page by name and
+    state, without any of bob's data, and root's cancel reaches bob's run and the audit log."""
+    at = password_app
+    bob = open_workspace(workspace_dir, "bob")
+    with job_slot(workspace_dir, "ann", "pretrain"):          # holds the one slot
+        run_id = submit(bob, SleepJob(name="bob's <b>sleep</b>"), threads=1)
+        _run_app(at)
+        _submit(at, "root", "root-password-1")
+        at.switch_page("pages/admin.py")
+        at.run()
+        jobs = at.dataframe[0].value
+        assert jobs[["user", "job", "state"]].values.tolist() == [
+            ["ann", "pretrain", "running"], ["bob", "bob's <b>sleep</b>", "queued"]]
+        at.selectbox(key="admin_cancel_pick").select_index(1).run()    # bob's, after ann's
+        at.button(key="admin_cancel").click().run()
+        assert not at.exception, at.exception
+        assert bob.run(run_id).status == "cancelled"
+        assert "Cancelled bob" in unescaped(at.success[0].value)
+    assert ("job_cancelled", "bob", "root") in [
+        (e["event"], e["user"], e.get("by")) for e in audit.read(workspace_dir)]
 
 
 def test_local_mode_ignores_user_in_the_url(workspace_dir, monkeypatch):
