@@ -91,8 +91,7 @@ def cohort_picker(ws: Workspace) -> None:
     current = current_cohort_id(ws)
     ids = list(cohorts)
     chosen = st.selectbox("Cohort", ids, index=ids.index(current), key=COHORT_KEY,
-                          format_func=lambda i: f"{cohorts[i].name} ({cohorts[i].n_obs:,} x "
-                                                f"{cohorts[i].n_vars:,})")
+                          format_func=lambda i: cohorts[i].label)     # shows who shared it
     asked = st.query_params.get("cohort")
     if asked is not None and asked not in cohorts:
         st.caption(f"No cohort {esc(asked)!r} here; showing {esc(cohorts[chosen].name)}.")

@@ -8,7 +8,8 @@ audit.read(base, limit=200)      # the newest 200 events, oldest first
 ```
 Each line is `{"time": ISO-8601 UTC, "event", "user", ...fields}`. `event` is a short verb
 (`signin`, `signin_failed`, `signout`, `account_added`, `password_changed`,
-`account_removed`, ...); `user` is whoever it concerns (a workspace / account name, or the name
+`account_removed`, `share`, `unshare`, `cohort_deleted`, `run_deleted`, `job_submitted`,
+`job_cancelled`, ...); `user` is whoever it concerns (a workspace / account name, or the name
 typed into a failed sign-in). Fields must be JSON-serialisable (anything else is written with
 `str`); a field whose name mentions a password, secret or token is refused, so no caller logs one.
 A line is written with a single `os.write` on an `O_APPEND` descriptor: concurrent writers
@@ -18,6 +19,7 @@ A line is written with a single `os.write` on an `O_APPEND` descriptor: concurre
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections import deque
@@ -26,7 +28,9 @@ from typing import Any
 
 from gexcore.workspace.identity import default_base
 
-__all__ = ["AUDIT_FILE", "append", "read"]
+__all__ = ["AUDIT_FILE", "append", "read", "record"]
+
+logger = logging.getLogger(__name__)
 
 AUDIT_FILE = "audit.log"
 _FORBIDDEN = ("password", "passwd", "secret", "token")
@@ -49,6 +53,15 @@ def append(event: str, user: str, *, base: str | Path | None = None, **fields: A
         os.write(fd, line)
     finally:
         os.close(fd)
+
+
+def record(event: str, user: str, *, base: str | Path, **fields: Any) -> None:
+    """`append` for a side effect of an action (a job queued, a share, a deletion): an
+    unwritable log is logged as a warning and must not undo or fail the action."""
+    try:
+        append(event, user, base=base, **fields)
+    except OSError as err:
+        logger.warning("audit log: %s", err)
 
 
 def read(base: str | Path | None = None, *, limit: int = 500) -> list[dict[str, Any]]:

@@ -166,15 +166,10 @@ def worker_env(threads: int) -> dict[str, str]:
 
 
 def audit(base: Path, event: str, user: str, **fields: object) -> None:
-    """One line in the server's audit log (`gexcore.workspace.audit`), where it exists."""
-    try:
-        from gexcore.workspace import audit as log
-    except ImportError:                           # a tree without the accounts work
-        return
-    try:
-        log.append(event, user, base=base, **fields)
-    except OSError as err:                        # an unwritable log must not lose the job
-        logger.warning("audit log: %s", err)
+    """One line in the server's audit log; an unwritable log never loses the job."""
+    from gexcore.workspace import audit as log
+
+    log.record(event, user, base=base, **fields)
 
 
 # -- one pass ------------------------------------------------------------------------------

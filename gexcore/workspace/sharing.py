@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from gexcore.errors import InputError
+from gexcore.workspace import audit
 
 __all__ = ["DEMO_OWNER", "LAB", "Share", "ShareKind", "Shares", "qualify", "split_qualified"]
 
@@ -88,10 +89,11 @@ class Shares:
         _check_kind(kind)
         if not grantees:
             raise InputError("name at least one user to share with, or the whole lab.")
-        now = time.time()
+        now, grantees = time.time(), [g for g in grantees if g != owner]
         with self._connect() as conn:
             conn.executemany("INSERT OR IGNORE INTO shares VALUES (?, ?, ?, ?, ?)",
-                             [(owner, kind, item, g, now) for g in grantees if g != owner])
+                             [(owner, kind, item, g, now) for g in grantees])
+        audit.record("share", owner, base=self.path.parent, kind=kind, item=item, to=grantees)
 
     def revoke(self, owner: str, kind: ShareKind, item: str, grantee: str | None = None) -> int:
         """Stop sharing the item with `grantee` (None: with everyone); returns rows removed."""
@@ -101,7 +103,11 @@ class Shares:
         if grantee is not None:
             query, args = query + " AND grantee = ?", (*args, grantee)
         with self._connect() as conn:
-            return conn.execute(query, args).rowcount
+            removed = conn.execute(query, args).rowcount
+        if removed:
+            audit.record("unshare", owner, base=self.path.parent, kind=kind, item=item,
+                         to=grantee or "everyone")
+        return removed
 
     def granted(self, owner: str, kind: ShareKind, item: str) -> list[str]:
         """Who can read the item (user names, LAB)."""

@@ -33,6 +33,7 @@ import numpy as np
 from gexcore import keys
 from gexcore.atomic import atomic_write
 from gexcore.errors import InputError
+from gexcore.workspace import audit
 from gexcore.workspace.runs import RUNS_SCHEMA, RunInfo, Status, get_run, list_runs, new_id
 from gexcore.workspace.sharing import DEMO_OWNER, Shares, qualify, split_qualified
 
@@ -215,6 +216,7 @@ class Workspace:
         with self.connect() as conn:
             conn.execute("DELETE FROM cohorts WHERE id = ?", (cohort_id,))
         path.unlink(missing_ok=True)
+        audit.record("cohort_deleted", self.user, base=self.root.parent, cohort=cohort_id)
 
     # -- runs ------------------------------------------------------------------------------
     def runs(self, kind: str | None = None,
@@ -266,6 +268,7 @@ class Workspace:
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
         self.log_path(run_id).unlink(missing_ok=True)
         self.delete_arrays(run_id)
+        audit.record("run_deleted", self.user, base=self.root.parent, run=run_id)
 
     # -- cached arrays ---------------------------------------------------------------------
     def save_array(self, key: str, name: str, array: np.ndarray) -> Path:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gexcore.errors import InputError
-from gexcore.workspace import open_workspace
+from gexcore.workspace import audit, open_workspace
 from gexcore.workspace.demo import ensure_demo
 from gexcore.workspace.runs import insert_run, update_run
 from gexcore.workspace.sharing import LAB, qualify
@@ -114,3 +114,17 @@ def test_the_demo_is_stored_once_and_read_only_for_everyone(tmp_path):
     assert all(bob.embedding(b_cohort, r) is not None for r in b_runs)
     with pytest.raises(InputError, match="read-only"):
         bob.delete_cohort(b_cohort)
+
+
+def test_shares_revocations_and_deletions_are_audited(tmp_path, tiny_cohort):
+    alice = open_workspace(tmp_path, "alice")
+    cohort = alice.add_cohort(tiny_cohort, "mine")
+    alice.share("cohort", cohort, ["bob", LAB])
+    alice.unshare("cohort", cohort, "bob")
+    alice.unshare("cohort", cohort, "nobody")                  # nothing removed: no event
+    alice.delete_cohort(cohort)
+    events = [(e["event"], e["user"], e.get("item") or e.get("cohort"), e.get("to"))
+              for e in audit.read(tmp_path)]
+    assert events == [("share", "alice", cohort, ["bob", LAB]),
+                      ("unshare", "alice", cohort, "bob"),
+                      ("cohort_deleted", "alice", cohort, None)]
