@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_ANNOTATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")   # clinical column names, values
+_RESERVED_COLUMNS = {keys.OBS_TIME, keys.OBS_EVENT, keys.OBS_PATIENT, keys.OBS_LABEL}
 _MAX_USER = 64
 _COHORTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cohorts (
@@ -107,6 +109,14 @@ def check_user(user: str) -> str:
         raise InputError(f"user name {user!r} is not allowed; use up to {_MAX_USER} letters, "
                          f"digits, '_', '.' or '-', and not {DEMO_OWNER!r}.")
     return user
+
+
+def _annotation_name(text: str, what: str) -> str:
+    name = text.strip() if isinstance(text, str) else text
+    if not isinstance(name, str) or not _ANNOTATION.fullmatch(name):
+        raise InputError(f"{what} {text!r} is not allowed; use 1-64 letters, digits, spaces or "
+                         "'_.+-', starting with a letter or digit.")
+    return name
 
 
 def array_name(prefix: str, **params: Any) -> str:
@@ -208,6 +218,33 @@ class Workspace:
 
         self.cohort(cohort_id)                   # a clear error for an unknown id
         return anndata.read_h5ad(self.cohort_path(cohort_id))
+
+    def add_annotation(self, cohort_id: str, column: str, rows, *,
+                       value: str | None = None) -> None:
+        """Save a selection as a new clinical column of an own stored cohort: `value` (default
+        `column`) for the samples at row indices `rows`, missing for the others.
+
+        Rewrites only the workspace's copy (`cohorts/<id>.h5ad`, atomically), never an uploaded
+        file; refuses shared cohorts (the demo too), an existing column and unsafe names.
+        """
+        import pandas as pd
+
+        self._refuse_shared("cohort", cohort_id, "annotate")
+        column = _annotation_name(column, "column name")
+        value = column if value is None else _annotation_name(value, "annotation value")
+        adata = self.load_cohort(cohort_id)
+        taken = {str(c).casefold() for c in adata.obs.columns}
+        if column.casefold() in taken or column in _RESERVED_COLUMNS:
+            raise InputError(f"cohort {cohort_id!r} already has a column {column!r}; choose "
+                             "another name (existing columns are never overwritten).")
+        picked = np.unique(np.asarray(rows, dtype=np.int64).ravel())
+        if not picked.size or picked[0] < 0 or picked[-1] >= adata.n_obs:
+            raise InputError(f"an annotation needs 1 to {adata.n_obs:,} selected samples of "
+                             "this cohort.")
+        labels = np.full(adata.n_obs, None, dtype=object)
+        labels[picked] = value
+        adata.obs[column] = pd.Categorical(labels, categories=[value])
+        atomic_write(self.cohort_path(cohort_id), lambda tmp: adata.write_h5ad(tmp))
 
     def delete_cohort(self, cohort_id: str) -> None:
         """Remove a cohort's row first, then its file, so no row points at a missing file."""
