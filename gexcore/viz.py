@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PALETTE", "confusion_heatmap", "embedding_scatter", "format_p", "importance_bar",
     "imputation_curves", "km_figure", "label_fraction_curves", "loss_curve", "probability_bars",
-    "template",
+    "template", "class_colours",
 ]
 
 PALETTE = (  # Okabe-Ito (yellow late: weak on white), then Tol muted; grey is kept for "missing"
@@ -56,11 +56,15 @@ def template() -> go.layout.Template:
 def embedding_scatter(coords, *, color=None, color_name: str = "", hover_ids=None,
                       hover_data: dict[str, object] | None = None, title: str = "",
                       simulated: bool = False, categorical: bool | None = None,
+                      classes=None, missing_name: str = "missing",
                       axis_titles: tuple[str, str] = ("UMAP 1", "UMAP 2")) -> go.Figure:
     """WebGL scatter of an (n, 2) embedding; `customdata` of every point is its row index.
 
     `color` non-numeric (or `categorical=True`) gives one trace per category (sorted, or in the
-    order of a pandas Categorical; NaN as "missing"), numeric a colour bar. Lasso select is on.
+    order of a pandas Categorical), coloured by `class_colours(classes)`: pass the same
+    `classes` (default: a Categorical's categories, else the values present) to give a class
+    the same colour in every view. NaN points form a `missing_name` trace, only if there are
+    any. Numeric `color` gives a colour bar. Lasso select is on.
     """
     xy = np.asarray(coords, dtype=float)
     if xy.ndim != 2 or xy.shape[1] != 2:
@@ -75,7 +79,7 @@ def embedding_scatter(coords, *, color=None, color_name: str = "", hover_ids=Non
     else:
         values = _as_1d(color, n, "color")
         if categorical if categorical is not None else not _is_numeric(values):
-            _add_categories(fig, xy, values, text, size)
+            _add_categories(fig, xy, values, text, size, classes, missing_name)
         else:
             _add_continuous(fig, xy, values, text, size, color_name)
     fig.update_layout(template=template(), title=_plain(title), dragmode="lasso",
@@ -94,7 +98,15 @@ def _points(xy, rows, text, name, marker, size) -> go.Scattergl:
                         marker=dict(size=size, opacity=0.8, line={"width": 0}, **marker))
 
 
-def _add_categories(fig: go.Figure, xy, values, text, size: int) -> None:
+def class_colours(classes) -> dict[str, str]:
+    """Class name -> colour, from the sorted (natural order) distinct names: the one colour
+    map of categories, so a class keeps its colour whichever column or subset shows it."""
+    names = sorted({str(c) for c in classes if not pd.isna(c)}, key=_natural_key)
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def _add_categories(fig: go.Figure, xy, values, text, size: int, classes=None,
+                    missing_name: str = "missing") -> None:
     missing = np.asarray(pd.isna(values))
     labels = pd.Series(values).astype(object).where(~missing).map(str, na_action="ignore")
     if isinstance(values, pd.Categorical):
@@ -102,12 +114,13 @@ def _add_categories(fig: go.Figure, xy, values, text, size: int) -> None:
         cats = [str(c) for c in values.categories if str(c) in present]
     else:
         cats = sorted(labels.dropna().unique(), key=_natural_key)
-    for i, cat in enumerate(cats):
+    default = values.categories if isinstance(values, pd.Categorical) else cats
+    colours = class_colours([*(default if classes is None else classes), *cats])
+    for cat in cats:
         rows = np.flatnonzero(labels.to_numpy() == cat)
-        fig.add_trace(_points(xy, rows, text, _plain(cat), {"color": PALETTE[i % len(PALETTE)]},
-                              size))
+        fig.add_trace(_points(xy, rows, text, _plain(cat), {"color": colours[cat]}, size))
     if missing.any():
-        fig.add_trace(_points(xy, np.flatnonzero(missing), text, "missing",
+        fig.add_trace(_points(xy, np.flatnonzero(missing), text, _plain(missing_name),
                               {"color": MISSING_COLOR}, size))
 
 
@@ -246,18 +259,28 @@ def _add_km_group(fig: go.Figure, group, color: str, censor_ticks: bool, unit: s
 
 
 def _km_stats(result: KMResult) -> str:
-    lines = [f"log-rank p = {format_p(result.logrank_p)}"]
+    lines = [format_p(result.logrank_p, prefix="log-rank p")]
     for hr in result.hazard_ratios:
         lines.append(f"HR {_plain(hr.group)} vs {_plain(hr.reference)}: {hr.hr:.2f} "
-                     f"({hr.lower:.2f}-{hr.upper:.2f}), p = {format_p(hr.p)}")
+                     f"({hr.lower:.2f}-{hr.upper:.2f}), {format_p(hr.p)}")
     return "<br>".join(lines)
 
 
-def format_p(p: float) -> str:
-    """Two significant digits; 'n/a' for a missing value."""
+def format_p(p: float | None, *, prefix: str = "p") -> str:
+    """A p-value as clinicians read it: 'p < 0.001', 'p = 0.032', 'p = 0.41', 'p > 0.99'
+    ('p = n/a' when missing), never '1.8e-30'. `prefix=""` gives the bare '< 0.001', '0.032'.
+
+    The one home of this rule: pages, tables and figures all call it.
+    """
     if p is None or not np.isfinite(p):
-        return "n/a"
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+        text = "= n/a"
+    elif p < 0.001:
+        text = "< 0.001"
+    elif p > 0.99:
+        text = "> 0.99"
+    else:                                  # 3 decimals below 0.1, where 0.032 vs 0.045 matters
+        text = f"= {p:.3f}" if round(p, 3) < 0.1 else f"= {p:.2f}"
+    return f"{prefix} {text}" if prefix else text.removeprefix("= ")
 
 
 def importance_bar(table: pd.DataFrame, *, value: str = "importance", label: str = "gene",

@@ -86,7 +86,7 @@ def show_result(result: RiskResult, scheme: str, cuts, unit: str, title: str) ->
     cells = st.columns(4)
     cells[0].metric("C-index (Harrell)", f"{result.c_harrell:.3f}")
     cells[1].metric("C-index (Uno)", f"{result.c_uno:.3f}")
-    cells[2].metric("Log-rank p", viz.format_p(km.logrank_p))
+    cells[2].metric("Log-rank p", viz.format_p(km.logrank_p, prefix=""))
     cells[3].metric(f"HR {hr.group} vs {hr.reference}" if hr else "Hazard ratio",
                     f"{hr.hr:.2f}" if hr else "n/a",
                     delta=f"95% CI {hr.lower:.2f}-{hr.upper:.2f}" if hr else None,

@@ -103,7 +103,7 @@ def test_km_figure_has_steps_bands_stats_and_numbers_at_risk():
     assert sum(t.fill == "tonexty" for t in fig.data) == 2                # one CI band each
     stats = " ".join(a.text for a in fig.layout.annotations)
     assert "log-rank p = 0.012" in stats
-    assert "HR high risk vs low risk: 2.71 (1.42-5.18), p = 0.0021" in stats
+    assert "HR high risk vs low risk: 2.71 (1.42-5.18), p = 0.002" in stats
     table = [t for t in fig.data if t.mode == "text"]
     assert all(t.xaxis == "x2" and t.yaxis == "y2" for t in table)       # the row under the plot
     assert list(table[0].text) == ["40", "31", "1,234", "7"] and set(table[1].y) == {"high risk"}
@@ -132,12 +132,18 @@ def test_km_figure_from_km_summary():
     for name, counts in result.at_risk.items():
         shown = next(t for t in fig.data if t.mode == "text" and t.y[0] == name)
         assert list(shown.text) == [f"{c:,}" for c in counts]
-    assert f"log-rank p = {viz.format_p(result.logrank_p)}" in _texts(fig)
+    assert viz.format_p(result.logrank_p, prefix="log-rank p") in _texts(fig)
 
 
-def test_format_p():
-    assert viz.format_p(0.04567) == "0.046" and viz.format_p(3e-7) == "3.0e-07"
-    assert viz.format_p(float("nan")) == "n/a"
+def test_format_p_as_clinicians_read_it():
+    """Regression: the Survival page showed a log-rank p as '1.8e-30'."""
+    assert viz.format_p(1.8e-30) == "p < 0.001" and viz.format_p(0.000999) == "p < 0.001"
+    assert viz.format_p(0.001) == "p = 0.001" and viz.format_p(0.0321) == "p = 0.032"
+    assert viz.format_p(0.04567) == "p = 0.046" and viz.format_p(0.41234) == "p = 0.41"
+    assert viz.format_p(0.0999) == "p = 0.10" and viz.format_p(0.995) == "p > 0.99"
+    assert viz.format_p(float("nan")) == "p = n/a" and viz.format_p(None) == "p = n/a"
+    assert viz.format_p(3e-7, prefix="") == "< 0.001" and viz.format_p(0.5, prefix="") == "0.50"
+    assert viz.format_p(0.02, prefix="log-rank p") == "log-rank p = 0.020"
 
 
 # ----------------------------------------------------------------------------- bars and curves
