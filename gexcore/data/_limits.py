@@ -65,6 +65,8 @@ FOOTPRINTS: dict[str, Footprint] = {
     "parquet": Footprint(per_byte=1.0, per_cell=80.0, per_text_cell=200.0,
                          per_column=16_384.0),
     "h5ad": Footprint(per_byte=1.0, per_cell=20.0, per_text_cell=200.0),
+    # per cell: the float32 read plus merging duplicated symbols (ARCHS4 has many)
+    "archs4": Footprint(per_byte=0.0, per_cell=28.0, per_text_cell=200.0, fixed=16 * 2**20),
     "gct": Footprint(per_byte=4.0, per_cell=60.0, per_text_cell=200.0, per_column=700.0),
     "geo": Footprint(per_byte=4.0, per_cell=60.0, per_text_cell=200.0, per_column=700.0),
     "gdc_star": Footprint(per_byte=4.0, per_cell=60.0, per_text_cell=350.0),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,11 +24,14 @@ from gexcore.data.validate import (
 )
 from gexcore.errors import InputError
 
+if TYPE_CHECKING:
+    from gexcore.data.archs4 import SampleSelection
+
 __all__ = ["Format", "check_result", "detect_format", "read_cohort"]
 
 logger = logging.getLogger(__name__)
 
-Format = Literal["auto", "table", "parquet", "h5ad", "gct", "geo", "gdc_star"]
+Format = Literal["auto", "table", "parquet", "h5ad", "gct", "geo", "gdc_star", "archs4"]
 DeclaredScale = Literal["auto", "counts", "linear", "log", "z-scored"]
 
 
@@ -47,6 +51,7 @@ def read_cohort(
     event_column: str | None = None,
     allow_missing: bool = True,
     max_memory: int | None = None,
+    select: SampleSelection | Mapping | None = None,
 ) -> AnnData:
     """Read an expression file (or GDC folder) and optional clinical table into AnnData.
 
@@ -54,15 +59,21 @@ def read_cohort(
     `obs['event']`), gene ids in `var`, and `uns['validation']` / `uns['provenance']`.
     Raises `InputError` naming the file, row or column when the input cannot be used.
     `max_memory` (bytes; default half the available memory) bounds what each file's read may
-    use: every reader checks its measured estimate before the large allocations.
+    use: every reader checks its measured estimate before the large allocations. `select`
+    picks the samples of an ARCHS4 file (`gexcore.data.archs4.SampleSelection` or its
+    `asdict`); other formats refuse it.
     """
     path = Path(expression)
     if not path.exists():
         raise InputError(f"{path}: file or folder not found.")
     fmt = detect_format(path) if format == "auto" else format
+    if select is not None and fmt != "archs4":
+        raise InputError(f"{path.name}: sample selection (series, metadata regex, single-cell "
+                         f"cut, max samples) applies to ARCHS4 files only; this is read as "
+                         f"{fmt}.")
     budget = memory_budget(max_memory)
     parsed, existing = _parse(path, fmt, orientation=orientation, star_value=star_value,
-                              sample_sheet=sample_sheet, max_bytes=budget)
+                              sample_sheet=sample_sheet, max_bytes=budget, select=select)
     adata = _assemble(parsed, path, existing_obs=existing, gene_id=gene_id,
                       duplicates=duplicates, scale=scale, allow_missing=allow_missing)
     check_result(adata, path.name)
@@ -88,7 +99,8 @@ def detect_format(path: Path) -> Format:
     head = read_head(path)
     kind = sniff_magic(head)
     if kind and kind.startswith("HDF5"):
-        return "h5ad"
+        from gexcore.data.archs4 import is_archs4
+        return "archs4" if is_archs4(path) else "h5ad"
     if kind == "Parquet":
         return "parquet"
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -101,7 +113,8 @@ def detect_format(path: Path) -> Format:
     return "table"
 
 
-def _parse(path: Path, fmt: str, *, orientation, star_value, sample_sheet, max_bytes):
+def _parse(path: Path, fmt: str, *, orientation, star_value, sample_sheet, max_bytes,
+           select=None):
     """Run the format's parser; h5ad also hands back the obs it already carries."""
     if fmt == "table":
         return read_delimited(path, orientation=orientation, max_bytes=max_bytes), None
@@ -110,6 +123,9 @@ def _parse(path: Path, fmt: str, *, orientation, star_value, sample_sheet, max_b
     if fmt == "h5ad":
         from gexcore.data.h5ad import read_h5ad_matrix
         return read_h5ad_matrix(path, max_bytes=max_bytes)
+    if fmt == "archs4":
+        from gexcore.data.archs4 import read_archs4
+        return read_archs4(path, select=select, max_bytes=max_bytes), None
     if fmt == "gct":
         from gexcore.data.gct import read_gct
         return read_gct(path, max_bytes=max_bytes), None

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 FORMATS = ("table", "table_gz", "parquet", "h5ad_dense", "h5ad_sparse", "gct", "geo", "gdc",
-           "clinical")
+           "clinical", "archs4")
 
 # Mutations of the bytes of any file, then ones that need the format's structure.
 _BYTES = ("truncate", "flip", "insert", "delete_span", "duplicate_span", "nul", "empty",
@@ -33,6 +33,9 @@ _H5AD = ("del_X", "bytes_X", "unknown_encoding", "bad_indptr", "bad_indices", "b
          "dup_obs", "overflow_X", "del_obs", "nan_X", "zero_genes", "huge_shape", "int_X")
 _GDC = ("sheet_no_column", "sheet_dup_sample", "sheet_missing_file", "sheet_huge_id",
         "sheet_nul", "star_truncated", "star_flip", "sheet_bomb", "star_negative")
+_ARCHS4 = ("a4_del_expression", "a4_del_ids", "a4_short_ids", "a4_text_counts", "a4_dup_ids",
+           "a4_no_match", "a4_select", "a4_bad_regex", "a4_huge_shape", "a4_negative",
+           "a4_samples_by_genes", "a4_text_prob", "a4_nan_counts", "a4_no_gene_ids")
 _CLINICAL = ("clin_nul", "clin_huge_id", "clin_bad_time", "clin_bad_event", "clin_negative",
              "clin_flip", "clin_truncate", "clin_bomb", "clin_wide", "clin_dup_ids",
              "clin_empty")
@@ -45,10 +48,13 @@ _MUST_FAIL = {"nul", "empty", "huge_id", "dup_sample", "inf_value", "overflow_va
               "nan_X", "zero_genes", "huge_shape", "sheet_no_column", "sheet_dup_sample",
               "sheet_missing_file", "sheet_huge_id", "sheet_nul", "sheet_bomb", "star_negative",
               "clin_nul", "clin_huge_id", "clin_bomb", "clin_empty", "tiny", "long_line",
-              "empty_ids", "container"}
+              "empty_ids", "container", "a4_del_expression", "a4_del_ids", "a4_short_ids",
+              "a4_text_counts", "a4_dup_ids", "a4_no_match", "a4_bad_regex", "a4_huge_shape",
+              "a4_negative", "a4_nan_counts", "a4_no_gene_ids"}
 _SPARSE_ONLY = {"bad_indptr", "bad_indices"}
 _MUST_READ = {"none", "wide", "latin1_ids", "utf16_bom", "crlf", "quoted", "multi_member",
-              "int_X", "utf8_bom", "sci", "blank_lines"}
+              "int_X", "utf8_bom", "sci", "blank_lines", "a4_select", "a4_samples_by_genes",
+              "a4_text_prob"}
 
 
 @dataclass
@@ -71,7 +77,7 @@ def make_case(seed: int, index: int, folder: Path, *, limit: int) -> Case:
     fmt = FORMATS[index % len(FORMATS)]
     pool = {"gdc": _BYTES[:4] + _GDC, "clinical": _CLINICAL,
             "h5ad_dense": _BYTES + _H5AD, "h5ad_sparse": _BYTES + _H5AD,
-            "parquet": _BYTES}.get(fmt, _BYTES + _TEXT)
+            "parquet": _BYTES, "archs4": _BYTES + _ARCHS4}.get(fmt, _BYTES + _TEXT)
     if fmt == "h5ad_dense":
         pool = tuple(m for m in pool if m not in _SPARSE_ONLY)
     mutation = "none" if rng.random() < 0.06 else str(rng.choice(pool))
@@ -79,7 +85,7 @@ def make_case(seed: int, index: int, folder: Path, *, limit: int) -> Case:
     if case.expect == "":
         case.expect = ("error" if mutation in _MUST_FAIL else
                        "ok" if mutation in _MUST_READ else "any")
-    if mutation == "nul" and fmt in ("parquet", "h5ad_dense", "h5ad_sparse"):
+    if mutation == "nul" and fmt in ("parquet", "h5ad_dense", "h5ad_sparse", "archs4"):
         case.expect = "any"                    # a NUL byte is just a byte in a binary file
     if case.expect != "ok":
         case.truth = None
@@ -562,7 +568,79 @@ def _write_clinical(rng, folder: Path, mutation: str, limit: int) -> Case:
                 options={"orientation": "genes_by_samples"}, truth=frame)
 
 
+def _write_archs4(rng, folder: Path, mutation: str, limit: int) -> Case:
+    """An ARCHS4-layout gene-count file (tests/fixtures/archs4_layout.py), then a mutation."""
+    import h5py
+
+    from tests.fixtures.archs4_layout import write_archs4
+
+    frame = _matrix(rng)
+    counts = np.round(frame.to_numpy() * 10).astype(np.uint32)
+    n, g = counts.shape
+    series = [f"GSE{i % 2 + 1}" for i in range(n)]
+    samples = {"geo_accession": [f"GSM{500 + i}" for i in range(n)], "series_id": series,
+               "title": [f"sample {i}" for i in range(n)],
+               "singlecellprobability": [0.9 if i == n - 1 else 0.1 for i in range(n)]}
+    if mutation == "a4_text_prob":
+        samples["singlecellprobability"] = [str(v) for v in samples["singlecellprobability"]]
+    if mutation == "a4_dup_ids":
+        samples["geo_accession"][1] = samples["geo_accession"][0]
+    genes = {"symbol": [f"SYM{i}" for i in range(g)],
+             "ensembl_gene_id": [f"ENSG{i:011d}.{i % 5 + 1}" for i in range(1, g + 1)]}
+    path = write_archs4(folder / "human_gene_v2.h5", counts, samples, genes,
+                        genes_by_samples=mutation != "a4_samples_by_genes",
+                        chunks=(2, 2) if rng.random() < 0.5 else None)
+    with h5py.File(path, "r+") as f:
+        _archs4_mutation(f, mutation, counts)
+    if mutation in _BYTES:
+        path.write_bytes(_mutate_bytes(path.read_bytes(), mutation, rng))
+    options, keep = {}, np.ones(n, dtype=bool)
+    if mutation in ("a4_select", "a4_text_prob"):
+        options = {"select": {"series": ["GSE1"], "max_singlecell_prob": 0.5}}
+        keep = (np.arange(n) % 2 == 0) & (np.arange(n) != n - 1)
+    elif mutation == "a4_no_match":
+        options = {"select": {"series": ["GSE404"]}}
+    elif mutation == "a4_bad_regex":
+        options = {"select": {"meta_regex": {"title": "(unclosed"}}}
+    truth = pd.DataFrame(counts[keep].astype(np.float32),
+                         index=np.array(samples["geo_accession"])[keep], columns=frame.columns)
+    return Case("archs4", mutation, "", path.name, options=options, truth=truth)
+
+
+def _archs4_mutation(f, mutation: str, counts: np.ndarray) -> None:
+    shape = f["data/expression"].shape
+    if mutation in ("a4_del_expression", "a4_text_counts", "a4_huge_shape", "a4_negative",
+                    "a4_nan_counts"):
+        del f["data/expression"]
+    if mutation == "a4_text_counts":
+        f["data/expression"] = np.full(shape, b"12")
+    elif mutation == "a4_huge_shape":       # metadata to match, the matrix never allocated
+        n_genes, n_samples = 20_000, 50_000
+        for group, n in (("meta/samples", n_samples), ("meta/genes", n_genes)):
+            for key in list(f[group].keys()):
+                del f[group][key]
+        f["meta/samples/geo_accession"] = np.array([f"GSM{i}".encode() for i in range(n_samples)])
+        f["meta/genes/symbol"] = np.array([f"G{i}".encode() for i in range(n_genes)])
+        f.create_dataset("data/expression", shape=(n_genes, n_samples), dtype=np.uint32,
+                         chunks=(1000, 1000), compression="gzip")
+    elif mutation == "a4_negative":
+        values = counts.T.astype(np.int32)
+        values.flat[0] = -3
+        f["data/expression"] = values
+    elif mutation == "a4_nan_counts":
+        f["data/expression"] = np.full(shape, np.nan, dtype=np.float32)
+    elif mutation == "a4_del_ids":
+        del f["meta/samples/geo_accession"]
+    elif mutation == "a4_short_ids":
+        ids = f["meta/samples/geo_accession"][()]
+        del f["meta/samples/geo_accession"]
+        f["meta/samples/geo_accession"] = ids[:-1]
+    elif mutation == "a4_no_gene_ids":
+        for key in list(f["meta/genes"].keys()):
+            del f["meta/genes"][key]
+
+
 _WRITERS = {"table": _write_table, "table_gz": _write_table_gz, "parquet": _write_parquet,
             "h5ad_dense": _write_h5ad_dense, "h5ad_sparse": _write_h5ad_sparse,
             "gct": _write_gct, "geo": _write_geo, "gdc": _write_gdc,
-            "clinical": _write_clinical}
+            "clinical": _write_clinical, "archs4": _write_archs4}
