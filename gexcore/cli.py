@@ -211,6 +211,50 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from gexcore.atomic import check_output_dir
+    from gexcore.data.normalize import NormalizeConfig
+    from gexcore.explore.features import EXPRESSION_TOP_GENES
+    from gexcore.models.encoder import Encoder
+    from gexcore.tasks.predictor import PREDICTOR_OUTPUT, fit_predictor
+
+    survival = args.survival or args.time is not None or args.event is not None
+    if (args.label is not None) == survival:
+        raise ValueError("choose one target: --label COLUMN, or --time COLUMN --event COLUMN "
+                         "(or --survival for the detected columns).")
+    check_output_dir(args.out, PREDICTOR_OUTPUT)        # before reading and fitting
+    if survival:                        # the reader parses and checks the named columns
+        args.time_column = args.time or args.time_column
+        args.event_column = args.event or args.event_column
+    adata = read_from_args(args)
+    encoder = Encoder.load(args.encoder) if args.encoder is not None else None
+    model = fit_predictor(adata, "survival" if survival else "classification",
+                          label=args.label, encoder=encoder, groups=args.groups,
+                          normalize=NormalizeConfig(n_top_genes=EXPRESSION_TOP_GENES))
+    model.save(args.out)
+    left_out = model.info.get("left_out") or {}
+    for name, n in left_out.items():
+        print(f"left out class {name!r} ({n} sample): a class needs at least 2 samples",
+              file=sys.stderr)
+    print(f"wrote {args.out}: {model.description}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from gexcore.atomic import atomic_write
+    from gexcore.tasks.predictor import Predictor
+
+    if args.out.suffix != ".csv":
+        raise ValueError(f"--out must end in .csv, not {args.out.name!r}.")
+    model = Predictor.load(args.model)                  # before reading: a wrong folder fails fast
+    table = model.predict(read_from_args(args))
+    atomic_write(args.out, lambda tmp: table.to_csv(tmp, index_label="sample"))
+    flagged = int((table["flag"] != "").sum())
+    print(f"wrote {args.out}: {len(table):,} samples, {flagged:,} flagged as outside what the "
+          f"model saw; {model.missing_genes}")
+    return 0
+
+
 def _job_slot(args: argparse.Namespace, kind: str, config):
     """A slot in the server's job queue (the folder holding the app's workspaces): the command
     waits its turn behind the app's jobs and other `gex` commands, first come, first served,
@@ -399,6 +443,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-queue", action="store_true",
                    help="start at once instead of waiting for a slot in the server's job queue")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("fit", help="fit a prediction model (classifier or Cox risk) for `gex "
+                                   "predict`",
+                       description="Fit a linear classifier of a label, or a Cox risk model, on "
+                                   "every usable sample of a cohort, on an encoder's embedding "
+                                   "(--encoder) or on normalised expression, and write one "
+                                   "model folder (head, normaliser, encoder, training value "
+                                   "ranges, risk-group cut-offs) for `gex predict`.")
+    add_input_arguments(p)
+    target = p.add_argument_group("target (choose one)")
+    target.add_argument("--label", help="clinical column to classify")
+    target.add_argument("--time", help="survival time column")
+    target.add_argument("--event", help="survival event column (0/1, or e.g. 1:DECEASED)")
+    target.add_argument("--survival", action="store_true",
+                        help="Cox risk on the detected time/event columns")
+    p.add_argument("--encoder", type=Path,
+                   help="checkpoint folder written by `gex pretrain` (default: expression)")
+    p.add_argument("--groups", default="median", choices=["median", "tertiles", "quartiles"],
+                   help="risk groups, cut at quantiles of the training risks")
+    p.add_argument("--out", type=Path, required=True,
+                   help="model folder to write: new, empty, or a model to replace")
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("predict", help="score a cohort with a model written by `gex fit`",
+                       description="Class probabilities and predicted class, or risk and risk "
+                                   "group (training cut-offs), per sample, with flags for "
+                                   "samples outside what the model saw: too few of its genes "
+                                   "measured, or values outside the training range.")
+    p.add_argument("model", type=Path, help="model folder written by `gex fit` (or the app)")
+    add_input_arguments(p)
+    p.add_argument("--out", type=Path, required=True, help="output .csv, one row per sample")
+    p.set_defaults(func=_cmd_predict)
     add_user_command(sub)                       # gex user add|passwd|remove|list
     return parser
 
