@@ -15,6 +15,7 @@ from anndata import AnnData
 
 from gexcore import keys
 from gexcore.data import ValidationReport, load_demo
+from gexcore.data.validate import describe
 from gexcore.explore.features import EXPRESSION_TOP_GENES
 from gexcore.workspace import RunInfo, Workspace, open_workspace, recover
 from gexcore.workspace.demo import ensure_demo
@@ -130,7 +131,9 @@ def show_report(adata: AnnData) -> None:
     prov = adata.uns.get(keys.UNS_PROVENANCE, {})
     if prov.get("simulated"):
         simulated_banner()
-    report = ValidationReport(**adata.uns[keys.UNS_VALIDATION])
+    stored = adata.uns.get(keys.UNS_VALIDATION)
+    report = (ValidationReport(**stored) if stored else     # a cohort built through the API
+              describe(adata, source=str(prov.get("source", "")), format="stored"))
     cols = st.columns(4)
     cols[0].metric("Samples", f"{report.n_samples:,}")
     cols[1].metric("Genes", f"{report.n_genes:,}")

@@ -19,7 +19,7 @@ def share_panel(ws: Workspace, kind: str, item: str, what: str) -> None:
     granted = ws.shares.granted(ws.user, kind, item)
     title = f"Share this {kind}" + (f" ({len(granted)})" if granted else "")
     with st.expander(title, icon=":material/share:"):
-        with st.form(f"share_{kind}_{item}", border=False):
+        with st.form(f"share_{kind}_{item}", border=False, clear_on_submit=True):
             names = st.text_input("User names (comma-separated)", key=f"share_users_{item}")
             lab = st.checkbox("Everyone on this server (the whole lab)", key=f"share_lab_{item}")
             if st.form_submit_button("Share read-only", icon=":material/share:"):
@@ -30,6 +30,8 @@ def share_panel(ws: Workspace, kind: str, item: str, what: str) -> None:
                     st.error(esc(err))
                 else:
                     st.rerun()
+        if granted:
+            st.caption(f"Can read this {kind}:")
         for grantee in granted:
             cells = st.columns([4, 1])
             cells[0].markdown("the whole lab" if grantee == LAB else esc(grantee))

@@ -159,3 +159,14 @@ def test_share_a_cohort_with_a_colleague_then_revoke(open_page, ws):
     at.button(key=f"revoke_cohort_{cohort_id}_bob").click().run()
     assert not at.exception and not [c for c in bob.cohorts() if c.owner == "default"]
 
+
+
+def test_a_cohort_stored_through_the_api_without_a_report_still_opens(open_page, ws,
+                                                                       tiny_cohort):
+    """`Workspace.add_cohort` from Python (no reader ran, so no validation record in uns):
+    the page describes the stored matrix instead of failing."""
+    tiny_cohort.uns.pop(keys.UNS_VALIDATION, None)
+    cohort_id = ws.add_cohort(tiny_cohort, "from a notebook")
+    at = open_page(DATA, cohort_id=cohort_id)
+    assert not at.exception, at.exception
+    assert _metrics(at)["Samples"] == "60" and _metrics(at)["Genes"] == "40"

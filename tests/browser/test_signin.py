@@ -3,6 +3,7 @@ flow through a real identity provider (oidc-provider-mock) on loopback."""
 
 from __future__ import annotations
 
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from gexcore.workspace import audit
+from gexcore.data.simulate import SimulationConfig, simulate_cohort
+from gexcore.workspace import audit, open_workspace
 from gexcore.workspace.accounts import Accounts
 from gexcore.workspace.identity import workspace_name
+from gexcore.workspace.sharing import qualify
 from tests.browser.conftest import _free_port, screenshot, streamlit_server
 
 pytestmark = pytest.mark.browser
@@ -172,6 +175,51 @@ def test_two_users_each_see_only_their_own_workspace(browser, password_app):
     assert ("signin_failed", "alice") in events and ("signin", "bob") in events
     assert ("signout", "alice") in events
     assert not any(p in (base / "audit.log").read_text() for p in PASSWORDS.values())
+
+
+def test_alice_shares_a_cohort_with_bob_read_only_then_revokes_it(browser, password_app):
+    url, base = password_app
+    cohort = open_workspace(base, "alice").add_cohort(simulate_cohort(SimulationConfig(
+        n_samples=60, n_genes=40, n_cancer_types=3, seed=3)), "Alice tumours")
+    alice = _open(browser, f"{url}/?cohort={cohort}")      # a bookmark of her cohort
+    bob = _open(browser, f"{url}/?cohort={qualify('alice', cohort)}")
+    try:
+        _sign_in(alice, "alice", PASSWORDS["alice"])
+        expect(alice.get_by_role("heading", name="Alice tumours")).to_be_visible(timeout=90_000)
+        _sign_in(bob, "bob", PASSWORDS["bob"])             # not shared yet: bob gets the demo
+        expect(bob.get_by_role("heading", name="Data", exact=True)).to_be_visible(
+            timeout=90_000)
+        expect(bob.get_by_role("heading", name="Alice tumours")).to_have_count(0)
+
+        alice.get_by_text("Share this cohort").click()
+        alice.get_by_role("textbox", name="User names (comma-separated)").fill("bob")
+        alice.get_by_role("button", name="Share read-only").click()
+        alice.get_by_text("Share this cohort (1)").click()      # unfold it again: who reads it
+        expect(alice.get_by_role("button", name="Revoke")).to_be_visible()
+        _settled(alice)
+        screenshot(alice, "share_alice_owner.png")
+
+        bob.goto(f"{url}/?cohort={qualify('alice', cohort)}")    # the same bookmark again
+        _sign_in(bob, "bob", PASSWORDS["bob"])
+        expect(bob.get_by_role("heading", name="Alice tumours")).to_be_visible(timeout=90_000)
+        expect(bob.get_by_text("Shared with you read-only")).to_be_visible()
+        picker = _sidebar(bob).get_by_role("combobox", name="Cohort")
+        expect(picker).to_have_value(re.compile(r"^Alice tumours .* · shared by alice$"))
+        expect(bob.get_by_text("Share this cohort")).to_have_count(0)   # bob cannot re-share
+        _settled(bob)
+        screenshot(bob, "share_bob_reader.png")
+
+        alice.get_by_role("button", name="Revoke").click()
+        expect(alice.get_by_text("Share this cohort", exact=True)).to_be_visible()
+        _sidebar(bob).get_by_role("link", name="Train").click()          # bob's next rerun
+        expect(bob.get_by_role("heading", name="Train", exact=True)).to_be_visible()
+        _settled(bob)
+        expect(picker).not_to_have_value(re.compile("Alice tumours"))   # back on the demo
+    finally:
+        alice.context.close()
+        bob.context.close()
+    events = [(e["event"], e["user"], e.get("to")) for e in audit.read(base)]
+    assert ("share", "alice", ["bob"]) in events and ("unshare", "alice", "bob") in events
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")      # the mock provider's Authlib
