@@ -22,12 +22,13 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """The `EXPRESSION [--clinical FILE]` arguments every command that reads a cohort shares."""
     parser.add_argument("expression", type=Path,
                         help="expression file (CSV/TSV/TXT[.gz], Parquet, h5ad, GCT, GEO series "
-                             "matrix) or a folder of GDC STAR count files")
+                             "matrix, ARCHS4 .h5) or a folder of GDC STAR count files")
     parser.add_argument("--clinical", type=Path, help="clinical table to join on sample id "
                         "(CSV/TSV, cBioPortal clinical file, Xena phenotype)")
     g = parser.add_argument_group("reader options")
     g.add_argument("--format", default="auto",
-                   choices=["auto", "table", "parquet", "h5ad", "gct", "geo", "gdc_star"],
+                   choices=["auto", "table", "parquet", "h5ad", "gct", "geo", "gdc_star",
+                            "archs4"],
                    help="file format (default: detected from the content)")
     g.add_argument("--orientation", default="auto",
                    choices=["auto", "genes_by_samples", "samples_by_genes"],
@@ -46,18 +47,34 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-column", help="id column of the clinical table")
     g.add_argument("--time-column", help="survival time column (default: detected)")
     g.add_argument("--event-column", help="survival event column (default: detected)")
+    a = parser.add_argument_group("ARCHS4 sample selection (all given filters must hold)")
+    a.add_argument("--series", nargs="+", metavar="GSE", help="GEO series to take")
+    a.add_argument("--meta-regex", action="append", metavar="FIELD=REGEX",
+                   help="case-insensitive regex on a meta/samples field (FIELD may be "
+                        "title,characteristics_ch1 for either); repeat to require several")
+    a.add_argument("--max-singlecell-prob", type=float, metavar="P",
+                   help="keep samples with singlecellprobability below P (e.g. 0.5)")
+    a.add_argument("--max-samples", type=int, metavar="N",
+                   help="then a random N of them (--sample-seed, default 0)")
+    a.add_argument("--sample-seed", type=int, default=0, metavar="S",
+                   help="seed of the --max-samples draw (default 0)")
 
 
 def read_from_args(args: argparse.Namespace):
     """Call `read_cohort` with the shared input arguments."""
+    from gexcore.data.archs4 import SampleSelection
     from gexcore.data.read import read_cohort
 
+    select = SampleSelection.from_options(
+        series=args.series, meta_regex=args.meta_regex,
+        max_singlecell_prob=args.max_singlecell_prob, max_samples=args.max_samples,
+        seed=args.sample_seed)
     return read_cohort(
         args.expression, args.clinical, format=args.format, orientation=args.orientation,
         gene_id=args.gene_id, duplicates=args.duplicates, scale=args.scale,
         star_value=args.star_value, sample_sheet=args.sample_sheet,
         sample_column=args.sample_column, time_column=args.time_column,
-        event_column=args.event_column,
+        event_column=args.event_column, select=select,
     )
 
 

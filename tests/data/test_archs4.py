@@ -204,3 +204,20 @@ def test_cli_options_build_a_selection():
     assert pick.meta_regex == {"title,source": "a=b"} and pick.series == ("GSE1",)
     with pytest.raises(InputError, match="FIELD=REGEX"):
         SampleSelection.from_options(meta_regex=["liver"])
+
+
+def test_cli_selects_archs4_samples(files, tmp_path, capsys):
+    assert main(["info", str(files["path"]), "--series", "GSE2", "GSE3",
+                 "--max-singlecell-prob", "0.5", "--meta-regex", "title=brain|muscle",
+                 "--max-samples", "4", "--json"]) == 0
+    import json
+    report = json.loads(capsys.readouterr().out)
+    assert (report["n_samples"], report["n_genes"]) == (4, 5) and report["format"] == "archs4"
+    out = tmp_path / "subset.h5ad"
+    assert main(["convert", str(files["path"]), str(out), "--meta-regex",
+                 "characteristics_ch1=liver", "--max-singlecell-prob", "0.5"]) == 0
+    assert anndata.read_h5ad(out).obs_names.tolist() == ["GSM1000", "GSM1001", "GSM1002"]
+    table = tmp_path / "expr.csv"
+    table.write_text("gene,S1,S2\nTP53,1,2\nMYC,3,4\n")
+    assert main(["info", str(table), "--series", "GSE1"]) == 2
+    assert "ARCHS4 files only" in capsys.readouterr().err
