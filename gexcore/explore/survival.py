@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_LEVELS", "MIN_GROUP_SIZE", "MIN_LEVEL_SIZE", "SCHEMES", "GroupComparison",
            "SurvivalGroups", "clinical_groups", "compare_groups", "gene_groups",
-           "grouping_columns", "is_measurement", "landmark", "risk_groups", "risk_label"]
+           "grouping_columns", "is_measurement", "landmark", "parse_cuts", "risk_groups",
+           "risk_label"]
 
 Scheme = Literal["median", "tertiles", "quartiles", "custom"]
 SCHEMES: tuple[Scheme, ...] = ("median", "tertiles", "quartiles", "custom")
@@ -106,9 +108,11 @@ class GroupComparison:
         p = ["" if g == self.reference else format_p(v, prefix="") for g, v in t["p"].items()]
         median = [f"{_time(m)} ({_time(lo)}-{_time(hi)})"
                   for m, lo, hi in zip(t["median"], t["median_lower"], t["median_upper"])]
-        return pd.DataFrame({"values": t["range"], "patients": t["n"], "events": t["events"],
-                             "median survival (95% CI)": median, "HR (95% CI)": hr, "p": p},
-                            index=t.index)
+        out = pd.DataFrame({"values": t["range"], "patients": t["n"], "events": t["events"],
+                            "median survival (95% CI)": median, "HR (95% CI)": hr, "p": p},
+                           index=t.index)
+        same = (t["range"] == "") | (t["range"] == t.index)   # levels, or cuts named by value
+        return out.drop(columns="values") if same.all() else out
 
 
 # ------------------------------------------------------------------------------- groupings
@@ -196,6 +200,15 @@ def is_measurement(values: pd.Series) -> bool:
     """A numeric column that is no label (`is_label_column`): cut at quantiles, not by level."""
     return (is_numeric_dtype(values) and not is_bool_dtype(values)
             and not is_label_column(values))
+
+
+def parse_cuts(text: str) -> tuple[float, ...]:
+    """Cut values typed by a user ('6.5', '5, 7'), sorted; InputError names a bad entry."""
+    parts = [part for part in re.split(r"[,;\s]+", str(text).strip()) if part]
+    values = pd.to_numeric(pd.Series(parts, dtype=object), errors="coerce").to_numpy(float)
+    if bad := [part for part, v in zip(parts, values) if not np.isfinite(v)]:
+        raise InputError(f"{bad[0]!r} is not a number; type cut values such as 6.5 or 5, 7.")
+    return tuple(sorted(set(values.tolist())))
 
 
 def landmark(groups: SurvivalGroups, t0: float) -> SurvivalGroups:
@@ -319,7 +332,7 @@ def _ranges(thresholds) -> list[str]:
     t = [f"{float(c):.3g}" for c in thresholds]
     if not t:
         return ["all"]
-    return [f"<= {t[0]}", *[f"> {a} and <= {b}" for a, b in zip(t, t[1:])], f"> {t[-1]}"]
+    return [f"<= {t[0]}", *[f"> {a} and <= {b}" for a, b in pairwise(t)], f"> {t[-1]}"]
 
 
 def _gene_position(adata: AnnData, gene: str) -> int:
