@@ -343,7 +343,7 @@ def _select(layout: _Layout, selection: SampleSelection, path: Path) -> np.ndarr
     if not len(idx):
         raise InputError(f"{path.name}: no sample of {layout.n_samples:,} passes the selection "
                          f"({selection.describe()}; left after each filter: "
-                         f"{', '.join(passed)}); widen it, and check ids with `gex info`.")
+                         f"{', '.join(passed)}); widen it (archs4_summary lists the fields).")
     if selection.max_samples is not None and len(idx) > selection.max_samples:
         if selection.max_samples < 1:
             raise InputError(f"{path.name}: --max-samples must be at least 1.")
