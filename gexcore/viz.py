@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from gexcore.tasks.survival import KMResult
 
 __all__ = [
-    "PALETTE", "confusion_heatmap", "embedding_scatter", "format_p", "importance_bar",
-    "imputation_curves", "km_figure", "label_fraction_curves", "loss_curve", "probability_bars",
-    "template", "class_colours",
+    "PALETTE", "class_colours", "confusion_heatmap", "embedding_scatter", "format_p",
+    "importance_bar", "imputation_curves", "km_figure", "label_fraction_curves", "loss_curve",
+    "probability_bars", "template",
 ]
 
 PALETTE = (  # Okabe-Ito (yellow late: weak on white), then Tol muted; grey is kept for "missing"

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from anndata import AnnData
 
-__all__ = ["cohort_map", "colour_values", "gene_colour", "gene_symbols", "map_features",
-           "map_table", "stored_attention"]
+__all__ = ["cohort_map", "colour_values", "encoder_overlap", "gene_colour", "gene_options",
+           "gene_symbols", "map_features", "map_table", "stored_attention"]
 
 
 def map_features(ws: Workspace, cohort_id: str, source: str) -> np.ndarray | None:
@@ -73,6 +73,29 @@ def gene_symbols(adata: AnnData) -> pd.Series:
     if keys.VAR_SYMBOL in adata.var:
         return adata.var[keys.VAR_SYMBOL].astype(str)
     return adata.var_names.to_series()
+
+
+def gene_options(adata: AnnData) -> dict[str, str]:
+    """Gene id -> how a gene picker shows it, sorted by that text: the symbol, with the id in
+    brackets where they differ, so typing either finds the gene."""
+    symbols = gene_symbols(adata)
+    shown = {str(g): (s if s == str(g) else f"{s} ({g})") for g, s in symbols.items()}
+    return dict(sorted(shown.items(), key=lambda item: item[1].casefold()))
+
+
+def encoder_overlap(ws: Workspace, run_id: str, adata: AnnData) -> tuple[int, int, bool]:
+    """(the encoder's genes this cohort measures, its genes, enough to embed it): read from the
+    checkpoint's config, no torch; enough means `MIN_GENE_OVERLAP` of them. A run without a
+    readable checkpoint is (0, 0, False)."""
+    import json
+
+    from gexcore.workspace.impute_job import gap
+
+    try:
+        found = gap(ws, run_id, adata)
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):    # no readable checkpoint
+        return 0, 0, False
+    return (found.model_genes - found.missing_genes, found.model_genes, found.enough_overlap)
 
 
 def gene_colour(adata: AnnData, gene: str) -> tuple[np.ndarray, str]:

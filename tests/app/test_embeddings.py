@@ -1,4 +1,5 @@
-"""Embeddings page: stored maps (never recomputed on a rerun), colouring, embed jobs, selection."""
+"""Embeddings page: stored maps (never recomputed on a rerun), colouring, embed jobs, selection,
+differential expression of a selection, annotations."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from gexcore.explore.features import EXPRESSION
 from gexcore.tasks.projection import ProjectionParams
 from gexcore.train.config import TrainConfig
 from gexcore.workspace import PretrainJob, submit
+from gexcore.workspace.demo import ensure_demo
 from gexcore.workspace.store import map_name
 from tests.app.conftest import wait_for_run
 from ui.common import selected_rows
@@ -96,6 +98,10 @@ def test_colour_by_out_of_fold_prediction_on_the_demo(open_page):
     """The shipped VIME embedding: each sample coloured by the type a probe fitted on the
     other folds gives it; the caption reports the agreement; the risk colour is a percentile."""
     at = open_page(EMBED)
+    (column,) = [s for s in at.selectbox if str(s.key).startswith("emb_colour_column_")]
+    column.set_value("cancer_type").run()
+    by_column = {t["name"]: t["marker"]["color"] for t in _traces(at)}
+    assert len(by_column) == 12 and "missing" not in by_column      # no sample lacks a type
     at.radio(key="emb_colour_mode").set_value("Prediction").run()
     (predict,) = [s for s in at.selectbox if str(s.key).startswith("emb_predict_")]
     predict.set_value("cancer_type").run()
@@ -103,7 +109,9 @@ def test_colour_by_out_of_fold_prediction_on_the_demo(open_page):
     traces = _traces(at)
     assert sum(len(t["x"]) for t in traces) == 3_000
     types = {t["name"] for t in traces}
-    assert len(types - {"missing"}) >= 10                         # predicted types
+    assert len(types) >= 10 and types <= set(by_column)           # predicted types, none missing
+    # Regression: a class's colour changed between the column and its prediction.
+    assert all(t["marker"]["color"] == by_column[t["name"]] for t in traces)
     caption = next(c.value for c in at.caption if c.value.startswith("Out-of-fold"))
     agree = int(caption.split("**")[1].rstrip("%"))
     assert agree >= 80, caption                                   # VIME separates the types
@@ -130,7 +138,12 @@ def test_umap_of_a_trained_encoder_and_the_embed_button(open_page, ws, tiny_id):
     at = open_page(EMBED, cohort_id=other, emb_method="PCA")     # PCA: quicker than UMAP
     assert _source(at).options == [
         "Expression (no encoder: top 50 PCs)"]
-    assert at.selectbox(key=f"embed_run_{other}").value == run_id
+    offer = at.selectbox(key=f"embed_run_{other}")
+    assert offer.value == run_id
+    # Only encoders that measure enough of their genes here: the demo's 2,000-gene models
+    # see 40 of theirs and are not offered; the overlap is shown.
+    assert offer.options == [f"enc ({run_id}) · genes 40 of 40"]
+    assert any("2 other encoder(s) are not offered" in c.value for c in at.caption)
     at.button[0].click().run()
     assert not at.exception, at.exception
     embed = ws.runs(kind="embed")[0]
@@ -147,3 +160,72 @@ def test_selected_points_map_back_to_rows():
                                                   {"customdata": 7, "curve_number": 1}]})
     assert selected_rows(event) == [2, 7]
     assert selected_rows(None) == []
+
+
+# -- selection by a column, differential expression, annotations (issue 14, item 3) ---------
+def _select_where(at, cohort_id: str, column: str, value: str, prefix: str = "emb_select"):
+    at.radio(key="emb_select_mode").set_value("Where a column has a value").run()
+    at.selectbox(key=f"{prefix}_{cohort_id}_column").set_value(column).run()
+    at.selectbox(key=f"{prefix}_{cohort_id}_value_{column}").set_value(value).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _de_table(at):
+    """The DE table (AppTest gives data frames no key: it is the one with fold changes)."""
+    (table,) = [d.value for d in at.dataframe if "log2_fc" in d.value.columns]
+    return table
+
+
+def test_selecting_one_cancer_type_lists_its_planted_genes(open_page, ws):
+    """The demo: every BRCA tumour against the rest -> the top DE genes are BRCA's planted
+    module; against the normals instead, still BRCA's module; a volcano plot is drawn."""
+    from gexcore.explore.planted import planted_genes
+
+    cohort_id = ensure_demo(ws)[0]
+    at = open_page(EMBED)
+    _select_where(at, cohort_id, "label", "BRCA")
+    assert any("123 selected sample(s)" in h.value for h in at.subheader)
+    planted = planted_genes(ws.load_cohort(cohort_id), "BRCA")
+    top = _de_table(at).index[:20]
+    assert np.isin(top, planted).sum() >= 18, list(top)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 and "-log10 q" in charts[1].proto.spec
+    caption = next(c.value for c in at.caption if "Welch" in c.value)
+    assert "123" in caption and "2,877" in caption
+
+    at.radio(key=f"emb_reference_{cohort_id}").set_value("Where a column has a value").run()
+    at.selectbox(key=f"emb_ref_{cohort_id}_column").set_value("label").run()
+    at.selectbox(key=f"emb_ref_{cohort_id}_value_label").set_value("Normal").run()
+    assert not at.exception, at.exception
+    assert np.isin(_de_table(at).index[:20], planted).sum() >= 15
+    assert any("Save a copy on the Data page" in c.value for c in at.caption)   # demo: read-only
+
+
+def test_a_selection_saved_as_an_annotation_is_a_new_column(open_page, ws, tiny_cohort,
+                                                            tmp_path):
+    import anndata
+
+    upload = tmp_path / "upload.h5ad"
+    tiny_cohort.write_h5ad(upload)
+    uploaded = upload.read_bytes()
+    tiny_id = ws.add_cohort(anndata.read_h5ad(upload), "uploaded")
+    before = ws.cohort_path(tiny_id).read_bytes()
+    at = open_page(EMBED, cohort_id=tiny_id, emb_method="PCA")
+    _select_where(at, tiny_id, "cancer_type", "BRCA")
+    n = int((ws.load_cohort(tiny_id).obs["cancer_type"] == "BRCA").sum())
+    at.text_input(key=f"emb_annotation_{tiny_id}").input("cancer_type").run()
+    at.button(key=f"emb_save_annotation_{tiny_id}").click().run()
+    assert any("never overwritten" in e.value for e in at.error)       # an existing column
+    assert ws.cohort_path(tiny_id).read_bytes() == before
+
+    at.text_input(key=f"emb_annotation_{tiny_id}").input("my BRCA").run()
+    at.button(key=f"emb_save_annotation_{tiny_id}").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved" in s.value for s in at.success)
+    obs = ws.load_cohort(tiny_id).obs
+    assert int(obs["my BRCA"].notna().sum()) == n
+    assert (obs.loc[obs["my BRCA"].notna(), "cancer_type"] == "BRCA").all()
+    assert upload.read_bytes() == uploaded                           # the upload untouched
+    at.run()                                     # the page reads the new column at once
+    assert "my BRCA" in at.selectbox(key=f"emb_colour_column_{tiny_id}").options
