@@ -1,8 +1,11 @@
 """GexBERT-style gene transformer: one token per gene = gene identity + expression value.
 
-Tokens carry no position, so a sample is a *set* of genes; any subset can be fed. Hidden tokens
-(masked for pretraining, or genes to impute) get a learnable mask token instead of a value; they
-are queries only, never keys, so what they see is the observed genes.
+Tokens carry no position, so a sample is a *set* of genes; any subset can be fed. Hidden genes
+(masked for pretraining, or genes to impute) are queries only, never keys, so what they see is the
+observed genes. With `decoder_layers` >= 1 (MAE style) the encoder reads the observed genes only
+and a light cross-attention decoder restores the hidden ones from a query of gene embedding +
+mask token; pretraining then runs without any attention mask (`encode_and_restore`). Models with
+`decoder_layers=0` (all saved before the decoder existed) carry hidden genes through the encoder.
 
 Built to learn in tens of steps, not thousands (see `_init_weights` and `_tokens`): each gene has
 its own direction for its continuous value beside the shared bins, so even uniform attention
@@ -12,15 +15,14 @@ linear layers keep unit gain while token parameters start tiny.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gexcore.config import FromDict
+from gexcore.models.attention import Block, DecoderBlock
 
 __all__ = ["GeneTransformer", "GeneTransformerConfig", "sample_genes", "select_genes"]
 
@@ -42,11 +44,17 @@ class GeneTransformerConfig(FromDict):
     n_bins: int = 64
     pooling: Pooling = "cls"
     mask_ratio: float = 0.3           # fraction of the drawn genes hidden and restored
+    # Cross-attention blocks that restore hidden genes from the encoded ones (MAE style: the
+    # encoder sees observed genes only). 0: hidden genes ride through the encoder as queries
+    # that are never keys, as every model saved before the decoder existed does.
+    decoder_layers: int = 1
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_heads", "n_layers", "ff_mult", "genes_per_sample"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}.")
+        if self.decoder_layers < 0:
+            raise ValueError(f"decoder_layers must be 0 or more, not {self.decoder_layers}.")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads "
                              f"({self.n_heads}).")
@@ -61,6 +69,11 @@ class GeneTransformerConfig(FromDict):
             raise ValueError(f"pooling must be one of {Pooling.__args__}, not {self.pooling!r}.")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), not {self.mask_ratio}.")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GeneTransformerConfig:
+        """As FromDict; a config saved before `decoder_layers` existed keeps its own path (0)."""
+        return super().from_dict({"decoder_layers": 0, **d})
 
 
 def sample_genes(missing: torch.Tensor, k: int,
@@ -89,53 +102,6 @@ def select_genes(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return gene_idx, pad
 
 
-class _SelfAttention(nn.Module):
-    """Multi-head self-attention over a gene set with a key padding mask."""
-
-    def __init__(self, config: GeneTransformerConfig):
-        super().__init__()
-        self.n_heads, self.dropout = config.n_heads, config.dropout
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
-        self.proj = nn.Linear(config.d_model, config.d_model)
-        self.resid_drop = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor,
-                explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=2)
-        q, k, v = (t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2)
-                   for t in (q, k, v))                               # (B, H, L, Dh)
-        mask = keep[:, None, None, :]                                # (B, 1, 1, L) True = attend
-        probs = None
-        if explicit:                                                 # for explain/: no dropout
-            scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.shape[-1])   # (B, H, L, L)
-            probs = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-            y = probs.to(v.dtype) @ v
-        else:
-            p = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        y = y.transpose(1, 2).reshape(B, L, D)                       # (B, L, D)
-        return self.resid_drop(self.proj(y)), probs
-
-
-class _Block(nn.Module):
-    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
-
-    def __init__(self, config: GeneTransformerConfig):
-        super().__init__()
-        d = config.d_model
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = _SelfAttention(config)
-        self.mlp = nn.Sequential(nn.Linear(d, config.ff_mult * d), nn.GELU(),
-                                 nn.Linear(config.ff_mult * d, d), nn.Dropout(config.dropout))
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor,
-                explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, probs = self.attn(self.ln1(x), keep, explicit)
-        x = x + a
-        return x + self.mlp(self.ln2(x)), probs
-
-
 class GeneTransformer(nn.Module):
     """(gene, value) tokens -> hidden states, restored values per token, and a pooled embedding."""
 
@@ -162,8 +128,13 @@ class GeneTransformer(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(d))
         self.cls_token = nn.Parameter(torch.zeros(d)) if c.pooling == "cls" else None
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(_Block(c) for _ in range(c.n_layers))
+        sizes = (d, c.n_heads, c.ff_mult, c.dropout)
+        self.blocks = nn.ModuleList(Block(*sizes) for _ in range(c.n_layers))
         self.ln_f = nn.LayerNorm(d)
+        # Hidden-gene queries (gene embedding + mask token) read the encoded genes. Empty (no
+        # weights) at decoder_layers=0, so checkpoints from before the decoder load unchanged.
+        self.decoder = nn.ModuleList(DecoderBlock(*sizes) for _ in range(c.decoder_layers))
+        self.ln_dec = nn.LayerNorm(d) if c.decoder_layers else None
         # Restored value of gene g = <ln_f(h), gene_decoder[g]> + gene_bias[g]: a shared linear
         # head would need several layers to turn one summary into different values per gene.
         self.gene_decoder = nn.Embedding(n_genes, d)
@@ -187,10 +158,36 @@ class GeneTransformer(nn.Module):
                 pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) genes, values, hide, pad -> hidden (B, L', D), L' = L (+1 CLS); restored (B, L).
 
-        `hide` tokens (masked or to impute) get the mask token; neither they nor `pad` are keys.
+        The general path, with a key mask: any mix of hidden and padded tokens per row (restore,
+        impute, embed, fine-tuning). `hide` tokens get the mask token; neither they nor `pad`
+        are keys. With a decoder, hidden tokens are restored by it and visible ones read out
+        from their encoder state, as in `encode_and_restore`, the mask-free pretraining path.
         """
-        hidden, _ = self._encode(gene_idx, values, hide, pad, explicit=False)
-        return hidden, self._restore(hidden[:, self._n_special:], gene_idx)
+        tokens, keep = self._tokens(gene_idx, values, hide, pad)
+        hidden, _ = self._run_encoder(tokens, keep, explicit=False)
+        restored = self._restore(hidden[:, self._n_special:], gene_idx)
+        if self.ln_dec is not None:
+            decoded = self._restore(self._decode(gene_idx, hidden, keep), gene_idx)
+            restored = torch.where(hide, decoded, restored)
+        return hidden, restored
+
+    def encode_and_restore(self, visible_idx: torch.Tensor, visible_values: torch.Tensor,
+                           hidden_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V) observed genes and values, (B, K) hidden genes -> hidden (B, V', D), restored
+        (B, K); V' = V (+1 CLS).
+
+        The MAE pretraining path: every row has the same counts, so no token is padding and no
+        key is masked, and SDPA runs its unmasked kernel. The encoder sees the visible genes
+        only; the decoder restores the hidden ones. Needs `decoder_layers` >= 1.
+        """
+        if self.ln_dec is None:
+            raise ValueError("encode_and_restore needs a decoder (decoder_layers >= 1); this "
+                             "model restores hidden genes inside the encoder: use forward.")
+        tokens = self._with_cls(self.gene_embed(visible_idx)
+                                + self._value_embedding(visible_idx,
+                                                        visible_values.float().contiguous()))
+        hidden, _ = self._run_encoder(tokens, None, explicit=False)
+        return hidden, self._restore(self._decode(hidden_idx, hidden, None), hidden_idx)
 
     def pool(self, hidden: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
         """(B, L', D) -> (B, D): the CLS state, or the mean over non-pad tokens."""
@@ -272,12 +269,41 @@ class GeneTransformer(nn.Module):
 
     def _encode(self, gene_idx: torch.Tensor, values: torch.Tensor, hide: torch.Tensor,
                 pad: torch.Tensor, explicit: bool) -> tuple[torch.Tensor, list]:
-        tokens, keep = self._tokens(gene_idx, values, hide, pad)
+        return self._run_encoder(*self._tokens(gene_idx, values, hide, pad), explicit)
+
+    def _run_encoder(self, tokens: torch.Tensor, keep: torch.Tensor | None,
+                     explicit: bool) -> tuple[torch.Tensor, list]:
+        """Tokens (B, L', D) and key mask (B, L') or None -> ln_f states, per-layer maps."""
         x, maps = self.drop(tokens), []
         for block in self.blocks:
             x, probs = block(x, keep, explicit)
             maps.append(probs)
         return self.ln_f(x), maps
+
+    def _decode(self, gene_idx: torch.Tensor, memory: torch.Tensor,
+                keep: torch.Tensor | None) -> torch.Tensor:
+        """(B, K) genes to restore, encoder states (B, L', D) -> decoded states (B, K, D).
+
+        A query is the token a hidden gene has in the encoder: gene embedding + mask token.
+        """
+        x = self.gene_embed(gene_idx) + self.mask_token.to(memory.dtype)
+        for block in self.decoder:
+            x = block(x, memory, keep)
+        return self.ln_dec(x)
+
+    def _value_embedding(self, gene_idx: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """(B, L) float values -> (B, L, D): a bin (or value MLP) plus the gene's own direction."""
+        if self.config.value_encoding == "binned":
+            value_emb = self.value_embed(torch.bucketize(values, self.bin_edges))
+        else:
+            value_emb = self.value_embed(values.unsqueeze(-1))
+        return value_emb + values.unsqueeze(-1) * self.gene_value(gene_idx)
+
+    def _with_cls(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.cls_token is None:
+            return tokens
+        B, _, D = tokens.shape
+        return torch.cat([self.cls_token.expand(B, 1, D).to(tokens.dtype), tokens], dim=1)
 
     def _tokens(self, gene_idx: torch.Tensor, values: torch.Tensor, hide: torch.Tensor,
                 pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,18 +313,12 @@ class GeneTransformer(nn.Module):
         only, so its restored value does not depend on which other genes are hidden.
         """
         values = values.float().masked_fill(hide | pad, 0.0)     # hidden values never leak in
-        if self.config.value_encoding == "binned":
-            value_emb = self.value_embed(torch.bucketize(values, self.bin_edges))
-        else:
-            value_emb = self.value_embed(values.unsqueeze(-1))
-        value_emb = value_emb + values.unsqueeze(-1) * self.gene_value(gene_idx)   # (B, L, D)
+        value_emb = self._value_embedding(gene_idx, values)                 # (B, L, D)
         value_emb = torch.where(hide.unsqueeze(-1), self.mask_token.to(value_emb.dtype), value_emb)
-        tokens = self.gene_embed(gene_idx) + value_emb                     # (B, L, D)
+        tokens = self._with_cls(self.gene_embed(gene_idx) + value_emb)     # (B, L', D)
         keep = ~(pad | hide)
         if self.cls_token is not None:
-            B, _, D = tokens.shape
-            tokens = torch.cat([self.cls_token.expand(B, 1, D).to(tokens.dtype), tokens], dim=1)
-            keep = torch.cat([keep.new_ones(B, 1), keep], dim=1)           # (B, 1 + L)
+            keep = torch.cat([keep.new_ones(keep.shape[0], 1), keep], dim=1)   # (B, 1 + L)
         # A row with nothing to attend to would softmax to NaN; let it see its first slot instead.
         empty = ~keep.any(dim=1, keepdim=True)
         keep = keep.clone()

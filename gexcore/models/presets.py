@@ -1,7 +1,9 @@
 """Model sizes by name, and the one way to build an untrained Encoder with a method's defaults.
 
-`small` finishes a demo-sized pretraining in about a minute on 2 CPU cores; each method's sizes
-are declared by its Objective class (`Objective.presets`).
+`small` finishes a demo-sized pretraining in about a minute on 2 CPU cores; `base` is for a
+GPU; the transformer's `corpus` (d_model 512, 8 layers, 2,048 genes per sample) for GPU
+pretraining on a large corpus. Each method's sizes are declared by its Objective class
+(`Objective.presets`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from gexcore.models.objectives import objective_class
 
 __all__ = ["PRESETS", "model_config_for", "new_encoder"]
 
-Preset = Literal["auto", "small", "base"]
+Preset = Literal["auto", "small", "base", "corpus"]
 
 PRESETS = {m: objective_class(m).presets() for m in METHODS}     # the built-ins, for tables
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,7 @@ def _loop(run: Run, should_stop: StopCallback | None,
     loop, history, best = _start(run, resume)
     model = run.dist.wrap(objective)
     run.start_step = loop.step
+    pending: list[_Step] = []           # losses still on the device, read at log time
     while loop.epoch < config.epochs and not history.stopped_early:
         model.train()
         for rows in epoch_batches(run.train_rows, loop.epoch, config, run.dist)[loop.batch:]:
@@ -89,16 +91,21 @@ def _loop(run: Run, should_stop: StopCallback | None,
             loop.step, loop.batch = loop.step + 1, loop.batch + 1
             with torch.no_grad():
                 objective.after_step(loop.step, run.total_steps)
-            _record(out, loop, history, lr, run.dist)
+            pending.append(_Step.of(out, loop.step, lr))
+            history.steps = loop.step
             run.samples += len(rows)
             if loop.step % config.log_every == 0:
+                _record(pending, loop, history, run.dist)
                 _report(run, loop, history, epoch=loop.epoch + 1)
             if config.checkpoint_every and loop.step % config.checkpoint_every == 0:
+                _record(pending, loop, history, run.dist)
                 checkpoint(run, loop, history, best)
             if run.dist.any(should_stop is not None and bool(should_stop())):
+                _record(pending, loop, history, run.dist)
                 history.cancelled = True
                 checkpoint(run, loop, history, best)
                 return history, best
+        _record(pending, loop, history, run.dist)
         best = _end_epoch(run, loop, history, best)
         checkpoint(run, loop, history, best)
         _report(run, loop, history, epoch=loop.epoch)
@@ -116,24 +123,56 @@ def _start(run: Run, resume: bool) -> tuple[LoopState, History, dict | None]:
     return loop, history, best
 
 
-def _record(out: LossOutput, loop: LoopState, history: History, lr: float,
-            d: Distributed) -> None:
-    """Add this step's loss and metrics (means over processes) to the epoch's sums.
+@dataclass
+class _Step:
+    """One optimiser step's loss and metrics, kept on the device until the loop logs."""
 
-    Every process then holds the same numbers, and a non-finite loss stops them all.
+    step: int
+    lr: float
+    names: list[str]
+    values: list[torch.Tensor | float]        # loss, then the metrics in `names` order
+
+    @classmethod
+    def of(cls, out: LossOutput, step: int, lr: float) -> _Step:
+        names = sorted(out.metrics)
+        values = [out.metrics[name] for name in names]
+        return cls(step, lr, names, [out.loss.detach(),
+                                     *(v.detach() if torch.is_tensor(v) else v for v in values)])
+
+
+def _record(pending: list[_Step], loop: LoopState, history: History, d: Distributed) -> None:
+    """Add the pending steps' losses and metrics (means over processes) to the epoch's sums.
+
+    One device -> host copy for all of them (none per step, so a CUDA step never waits for
+    the one before). Every process then holds the same numbers, and a non-finite loss stops
+    them all, naming its step.
     """
-    names = sorted(out.metrics)
-    values = d.sum([out.loss.item(), *(float(out.metrics[name]) for name in names)])
-    loss, *metrics = (value / d.world_size for value in values)
-    if not math.isfinite(loss):
-        raise FloatingPointError(f"training loss is {loss} at step {loop.step} (epoch "
-                                 f"{loop.epoch + 1}, lr {lr:.3g}); lower lr or check the input.")
-    loop.loss_sum += loss
-    loop.n_batches += 1
-    for name, value in zip(names, metrics):
-        loop.metric_sums[name] = loop.metric_sums.get(name, 0.0) + value
-    history.step_loss.append(loss)
-    history.steps = loop.step
+    if not pending:
+        return
+    flat = _to_floats([value for step in pending for value in step.values])
+    summed = iter(value / d.world_size for value in d.sum(flat))
+    for step in pending:
+        loss, *metrics = (next(summed) for _ in step.values)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss} at step {step.step} (epoch "
+                                     f"{loop.epoch + 1}, lr {step.lr:.3g}); lower lr or check "
+                                     "the input.")
+        loop.loss_sum += loss
+        loop.n_batches += 1
+        for name, value in zip(step.names, metrics):
+            loop.metric_sums[name] = loop.metric_sums.get(name, 0.0) + value
+        history.step_loss.append(loss)
+    pending.clear()
+
+
+def _to_floats(values: list[torch.Tensor | float]) -> list[float]:
+    """Python floats of 0-dim tensors and floats, the tensors read in one copy (float64)."""
+    tensors = [v for v in values if torch.is_tensor(v)]
+    if not tensors:
+        return [float(v) for v in values]
+    device = tensors[0].device
+    read = iter(torch.stack([t.reshape(()).to(device, torch.float64) for t in tensors]).tolist())
+    return [next(read) if torch.is_tensor(v) else float(v) for v in values]
 
 
 def _end_epoch(run: Run, loop: LoopState, history: History,

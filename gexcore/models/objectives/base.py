@@ -23,10 +23,14 @@ __all__ = ["BankedObjective", "LossOutput", "MarginalFill", "Objective", "evalua
 
 @dataclass
 class LossOutput:
-    """`loss` is the scalar to backpropagate; `metrics` are detached floats for logging."""
+    """`loss` is the scalar to backpropagate; `metrics` are floats or 0-dim tensors for logging.
+
+    The loop reads tensors when it logs, not per step; a float from `.item()` costs a wait for
+    the device at every step on CUDA.
+    """
 
     loss: torch.Tensor
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
