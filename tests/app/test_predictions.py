@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from gexcore.explore.features import EXPRESSION
 from gexcore.workspace import open_workspace
-from tests.app.conftest import keyed, run_page
+from tests.app.conftest import keyed, run_page, unescaped
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "pages/predictions.py"
@@ -160,3 +160,74 @@ def test_real_cohort_without_an_encoder(workspace_dir):
     assert keyed(at, "selectbox", "pred_label_").value == "tissue"
     assert percent(metrics(at)["Accuracy"]) > 0.9
     assert len(chart(at, "pred_confusion").data[0].x) == 7
+
+
+# -- score new patients (issue 14, item 5) and the report's curves -----------------------------
+
+def _demo_part(rows: slice, *, shift: float = 0.0, rare: bool = False):
+    """Rows of the demo cohort as a new cohort (new sample ids); `shift` adds to every value."""
+    from gexcore.data.demo import load_demo
+
+    part = load_demo("simulated_pancancer")[rows].copy()
+    part.obs_names = [f"NEW-{i:03d}" for i in range(part.n_obs)]
+    part.X = part.X + shift
+    if rare:                                   # one sample of a class of its own
+        types = part.obs["cancer_type"].astype(str).to_numpy()
+        types[0] = "RARE"
+        part.obs["cancer_type"] = types
+    return part
+
+
+def test_save_a_model_and_score_stored_cohorts(page, workspace_dir):
+    ws = open_workspace(workspace_dir, "default")
+    assert any(h.value == "Score new patients" for h in page.header)
+    assert any("No saved model yet" in i.value for i in page.info)
+    new_id = ws.add_cohort(_demo_part(slice(0, 60)), "new patients")
+    shifted_id = ws.add_cohort(_demo_part(slice(60, 100), shift=4.0), "shifted")
+    page.text_input(key="save_name").input("cancer type model")
+    (save,) = [b for b in page.button if b.label == "Save model"]
+    save.click()
+    run(page)
+    assert any("Saved model" in s.value for s in page.success)
+    (model,) = [r for r in ws.runs(kind="predictor")]
+    assert model.name == "cancer type model" and model.params["label"] == "cancer_type"
+    assert page.selectbox(key="score_model").value == model.id
+    page.selectbox(key="score_cohort").set_value(new_id)
+    run(page)
+    m = metrics(page)
+    assert m["Samples scored"] == "60" and m["Flagged"] == "0"
+    (table,) = [d.value for d in page.dataframe if "flag" in d.value.columns]
+    truth = ws.load_cohort(new_id).obs["cancer_type"].astype(str).to_numpy()
+    assert (table["predicted"].to_numpy() == truth).mean() > 0.9
+    assert {f"p_{c}" for c in set(truth)} <= set(table.columns)
+    assert any("Missing genes:" in c.value for c in page.caption)
+    assert "Predictions (CSV)" in {b.proto.label for b in page.get("download_button")}
+    page.selectbox(key="score_cohort").set_value(shifted_id)
+    run(page)
+    assert metrics(page)["Flagged"] == "40"
+    assert any("40 of 40 samples lie outside what the model saw" in w.value
+               for w in page.warning)
+
+
+def test_a_one_sample_class_is_reported(open_page, workspace_dir):
+    """Regression: a class with one sample was left out of the probe silently (128 -> 127)."""
+    ws = open_workspace(workspace_dir, "default")
+    cohort_id = ws.add_cohort(_demo_part(slice(0, 200), rare=True), "rare class")
+    at = open_page(PAGE, cohort_id=cohort_id)
+    assert any("1 sample of class RARE left out: a class needs at least 2 samples" in
+               unescaped(i.value) for i in at.info)
+
+
+def test_report_curves_are_distinct_and_the_legend_is_below(page):
+    (report,) = [s for s in page.selectbox
+                 if str(s.key).startswith("report_") and not str(s.key).startswith("report_cm")]
+    shipped = next(o for o in report.options if "shipped with the demo" in o)
+    report.set_value(shipped.rsplit("(", 1)[1].rstrip(")"))      # options show "name (id)"
+    run(page)
+    fig = chart(page, "report_curves_")
+    lines = [t for t in fig.data if t.fill != "toself"]
+    styles = {(t.line.color, t.line.dash) for t in lines}
+    assert len(lines) >= 11 and len(styles) == len(lines)       # no two curves look alike
+    assert all(t.line.dash == "dash" for t in lines if t.name.endswith("(baseline)"))
+    assert all(t.line.dash != "dash" for t in lines if not t.name.endswith("(baseline)"))
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
