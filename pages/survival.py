@@ -186,21 +186,21 @@ def comparison_controls(groups: SurvivalGroups, unit: str, key: str) -> tuple[st
 
 def headline(comparison: GroupComparison, result: RiskResult | None) -> None:
     km = comparison.km
-    others = km.hazard_ratios
-    cells = st.columns(4)
+    cells = iter(st.columns(4))                     # left-aligned, however many are shown
     if result is not None:
-        cells[0].metric("C-index (Harrell)", f"{result.c_harrell:.3f}")
-        cells[1].metric("C-index (Uno)", f"{result.c_uno:.3f}")
-    cells[2].metric("Log-rank p", viz.format_p(km.logrank_p, prefix=""),
-                    help=f"Log-rank test across the {len(km.groups)} groups.")
-    if others and (result is not None or len(others) == 1):
-        hr = others[-1]                             # highest-risk / last group vs reference
-        cells[3].metric(f"HR {esc(hr.group)} vs {esc(hr.reference)}",
-                        f"{hr.hr:.2f}" if np.isfinite(hr.hr) else "n/a",
-                        delta=f"95% CI {hr.lower:.2f}-{hr.upper:.2f}"
-                        if np.isfinite(hr.hr) else None, delta_color="off", delta_arrow="off",
-                        help="Hazard ratio (Cox model on group indicators) with its 95% "
-                             "confidence interval; all groups are in the table below.")
+        next(cells).metric("C-index (Harrell)", f"{result.c_harrell:.3f}")
+        next(cells).metric("C-index (Uno)", f"{result.c_uno:.3f}")
+    next(cells).metric("Log-rank p", viz.format_p(km.logrank_p, prefix=""),
+                       help=f"Log-rank test across the {len(km.groups)} groups.")
+    if km.hazard_ratios and (result is not None or len(km.hazard_ratios) == 1):
+        hr = km.hazard_ratios[-1]                   # highest-risk / last group vs reference
+        next(cells).metric(f"HR {esc(hr.group)} vs {esc(hr.reference)}",
+                           f"{hr.hr:.2f}" if np.isfinite(hr.hr) else "n/a",
+                           delta=f"95% CI {hr.lower:.2f}-{hr.upper:.2f}"
+                           if np.isfinite(hr.hr) else None, delta_color="off",
+                           delta_arrow="off",
+                           help="Hazard ratio (Cox model on group indicators) with its 95% "
+                                "confidence interval; all groups are in the table below.")
 
 
 def cautions(comparison: GroupComparison, unit: str) -> None:
