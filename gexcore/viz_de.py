@@ -13,6 +13,7 @@ __all__ = ["Q_FLOOR", "volcano_figure"]
 
 Q_FLOOR = 1e-300                 # q below this (or exactly 0) is drawn at -log10 = 300
 _UP, _DOWN = PALETTE[3], PALETTE[0]
+_LABEL_OFFSETS = ((0, -28), (0, 26), (-38, -46), (38, -46), (-44, 18), (44, 18))  # px, (ax, ay)
 
 
 def volcano_figure(table: pd.DataFrame, *, top: int = 10, q_cut: float = 0.05,
@@ -35,13 +36,20 @@ def volcano_figure(table: pd.DataFrame, *, top: int = 10, q_cut: float = 0.05,
         fig.add_trace(go.Scattergl(x=fc[rows], y=y[rows], mode="markers", name=name,
                                    text=hover[rows], hovertemplate="%{text}<extra></extra>",
                                    marker={"color": colour, "size": 6, "opacity": 0.75}))
-    head = np.arange(min(top, len(tested)))
-    fig.add_trace(go.Scatter(x=fc[head], y=y[head], mode="text", text=symbols.iloc[head],
-                             textposition="top center", showlegend=False, hoverinfo="skip",
-                             textfont={"size": 12}))
+    _label_top(fig, fc[:top], y[:top], symbols.iloc[:top].tolist())
     fig.update_layout(template=template(), title=_plain(title), height=480,
                       xaxis_title="log2 fold change (selection - reference)",
                       yaxis_title="-log10 q (Benjamini-Hochberg)",
                       legend={"orientation": "h", "y": -0.18})
     fig.add_hline(y=-np.log10(q_cut), line={"dash": "dot", "color": "#777777", "width": 1})
     return fig
+
+
+def _label_top(fig: go.Figure, x, y, names: list[str]) -> None:
+    """Name the top genes with short leader lines; neighbours on the plot (in x order) take
+    different offsets, so labels of a tight group of genes do not sit on each other."""
+    for rank, i in enumerate(np.argsort(x, kind="stable")):
+        ax, ay = _LABEL_OFFSETS[rank % len(_LABEL_OFFSETS)]
+        fig.add_annotation(x=x[i], y=y[i], text=names[i], showarrow=True, arrowhead=0,
+                           arrowwidth=1, arrowcolor="#777777", ax=ax, ay=ay,
+                           font={"size": 12}, bgcolor="rgba(255,255,255,0.7)")

@@ -296,8 +296,10 @@ def de_section(ws: Workspace, obs: pd.DataFrame, cohort_id: str, rows: np.ndarra
     st.plotly_chart(volcano_figure(table, top=TOP_LABELS,
                                    title=f"{name} vs {ref_name}"),
                     key=f"emb_volcano_{cohort_id}", theme=None)
-    st.dataframe(table.head(TOP_GENES), height=420, key="emb_de_table",
-                 column_config=_de_columns())
+    shown = table.head(TOP_GENES)
+    if (shown["symbol"] == shown.index).all():       # no symbols: do not show the ids twice
+        shown = shown.drop(columns="symbol")
+    st.dataframe(shown, height=420, key="emb_de_table", column_config=_de_columns())
     st.download_button("Differential expression, every gene (CSV)",
                        table.to_csv().encode(), file_name=f"{stem}_de.csv", mime="text/csv",
                        on_click="ignore", icon=":material/download:")

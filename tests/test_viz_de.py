@@ -18,6 +18,7 @@ def test_volcano_names_the_top_genes_literally_and_skips_untested_ones():
     up, down = (next(t for t in points if t.name.startswith(w)) for w in ("up", "down"))
     assert list(up.x) == [3.0] and list(up.y) == [-np.log10(Q_FLOOR)]   # q = 0 drawn at the cap
     assert list(down.x) == [-2.0]
-    (labels,) = [t for t in fig.data if t.mode == "text"]
-    assert list(labels.text) == ["&lt;a href=\"http://host/x\"&gt;G&lt;/a&gt;", "B"]
+    labels = {a.text: (a.x, a.y) for a in fig.layout.annotations if a.showarrow}
+    assert labels == {"&lt;a href=\"http://host/x\"&gt;G&lt;/a&gt;": (3.0, 300.0),
+                      "B": (-2.0, 5.0)}
     assert "<a" not in fig.layout.title.text
