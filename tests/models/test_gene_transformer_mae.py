@@ -23,14 +23,6 @@ SMALL = GeneTransformerConfig(d_model=16, n_heads=2, n_layers=2, ff_mult=2, drop
 DEMO_TRANSFORMER = assets_dir() / "models" / "demo_transformer"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data(B=6, G=20, p_missing=0.2, seed=0):
     g = torch.Generator().manual_seed(seed)
     missing = torch.rand(B, G, generator=g) < p_missing
