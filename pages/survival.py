@@ -16,6 +16,7 @@ from gexcore.data.rules import survival_columns, time_unit
 from gexcore.errors import GexError
 from gexcore.explore.features import feature_sources, resolve_features
 from gexcore.explore.holdout import RiskResult, holdout_risk, mixed_types
+from gexcore.explore.maps import gene_options
 from gexcore.explore.survival import (
     MIN_GROUP_SIZE,
     GroupComparison,
@@ -157,9 +158,12 @@ def by_clinical(adata, cohort_id: str, time: str,
 
 def by_gene(adata, cohort_id: str, time: str, event: str) -> tuple[SurvivalGroups, str] | None:
     cells = st.columns([2, 3])
-    gene = cells[0].selectbox("Gene", list(adata.var_names), index=None,
+    shown = gene_options(adata)
+    gene = cells[0].selectbox("Gene", list(shown), index=None, format_func=shown.get,
                               key=f"surv_gene_{cohort_id}",
-                              placeholder=f"Type a gene ({adata.n_vars:,} in this cohort)")
+                              placeholder=f"Type a gene symbol ({adata.n_vars:,} genes)",
+                              help="Type a symbol (or an id). Cut on the expression values as "
+                                   "stored (see the Data page for their scale).")
     cut = value_scheme(f"{cohort_id}_{gene}", cells[1])
     if gene is None:
         st.info("Pick a gene to split the patients by its expression.", icon=":material/info:")
@@ -167,7 +171,7 @@ def by_gene(adata, cohort_id: str, time: str, event: str) -> tuple[SurvivalGroup
     if cut is None:
         return None
     groups = gene_groups(adata, gene, time=time, event=event, scheme=cut[0], cuts=cut[1])
-    return groups, f"All samples by {gene} expression"
+    return groups, f"All samples by {groups.title}"
 
 
 # --------------------------------------------------------------------------------- results

@@ -23,6 +23,7 @@ import pandas as pd
 from anndata import AnnData
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from gexcore import keys
 from gexcore.data.rules import is_label_column, label_columns, survival_rows
 from gexcore.errors import InputError
 
@@ -143,9 +144,12 @@ def gene_groups(adata: AnnData, gene: str, *, time: str = "time", event: str = "
                 ) -> SurvivalGroups:
     """Patients with survival cut by one gene's stored expression (`adata.X`): at its median,
     tertiles or quartiles over those patients, or at `cuts` in expression units
-    (`scheme="custom"`). Patients without a value for the gene are left out."""
-    column = _gene_position(adata, gene)
-    name = str(adata.var_names[column])
+    (`scheme="custom"`). `gene` is an id or a symbol; patients without a value are left out."""
+    from gexcore.explore.maps import gene_symbols
+
+    symbols = gene_symbols(adata)
+    column = _gene_position(symbols, gene)
+    name = str(symbols.iloc[column])
     values = adata[:, column].X
     values = np.asarray(values.toarray() if hasattr(values, "toarray") else values,
                         dtype=float).ravel()
@@ -169,7 +173,7 @@ def clinical_groups(obs: pd.DataFrame, column: str, *, time: str = "time", event
         values = pd.to_numeric(obs[column], errors="coerce").to_numpy(dtype=float)
         return _value_groups(obs, values, str(column), time=time, event=event, scheme=scheme,
                              cuts=cuts)
-    with_survival, t, e = survival_rows(obs, time, event)
+    with_survival, t, e, repeated = _patient_rows(obs, time, event)
     raw = obs[column]
     keep = with_survival & raw.notna().to_numpy()
     levels = raw.astype(object).where(raw.notna(), "").astype(str).to_numpy()
@@ -183,6 +187,7 @@ def clinical_groups(obs: pd.DataFrame, column: str, *, time: str = "time", event
             f"{max_levels - 1} largest pooled as {names[-1]!r}: {', '.join(pooled[:8])}"
             + (" ..." if len(pooled) > 8 else "")) if pooled else ""
     note = _with_missing(note, int((with_survival & ~keep).sum()), str(column))
+    note = _with_repeated(note, repeated)
     return SurvivalGroups(obs.index[keep], t[keep], e[keep], group, names, [""] * len(names),
                           str(column), note)
 
@@ -284,7 +289,7 @@ def _group_table(km: KMResult, ranges: list[str], reference: str) -> pd.DataFram
 def _value_groups(obs: pd.DataFrame, values: np.ndarray, what: str, *, time: str, event: str,
                   scheme: Scheme, cuts: tuple[float, ...] | None) -> SurvivalGroups:
     """Patients with survival and a value, cut at quantiles of those values or at `cuts`."""
-    keep, t, e = survival_rows(obs, time, event)
+    keep, t, e, repeated = _patient_rows(obs, time, event)
     measured = keep & np.isfinite(values)
     if measured.sum() < 2:
         raise InputError(f"{what}: only {int(measured.sum())} patient(s) with survival have a "
@@ -305,7 +310,8 @@ def _value_groups(obs: pd.DataFrame, values: np.ndarray, what: str, *, time: str
                + ", ".join(f"{q:.0%} -> {c:.3g}" for q, c in zip(fitted.quantiles_, thresholds))
                + ")")
     group = np.searchsorted(thresholds, x, side="left").astype(int)   # a tie goes lower
-    note = _with_missing(how, int((keep & ~np.isfinite(values)).sum()), what)
+    note = _with_repeated(_with_missing(how, int((keep & ~np.isfinite(values)).sum()), what),
+                          repeated)
     return SurvivalGroups(obs.index[measured], t[measured], e[measured], group, names,
                           _ranges(thresholds), what, note)
 
@@ -335,16 +341,39 @@ def _ranges(thresholds) -> list[str]:
     return [f"<= {t[0]}", *[f"> {a} and <= {b}" for a, b in pairwise(t)], f"> {t[-1]}"]
 
 
-def _gene_position(adata: AnnData, gene: str) -> int:
-    """Column of `gene` in `adata.var_names` (exact, then case-insensitive)."""
-    names = pd.Index(adata.var_names.astype(str))
-    if gene in names:
-        return int(names.get_loc(gene))
-    folded = np.flatnonzero(names.str.lower() == str(gene).lower())
-    if len(folded):
-        return int(folded[0])
-    raise InputError(f"gene {gene!r} is not in this cohort ({len(names):,} genes, e.g. "
+def _gene_position(symbols: pd.Series, gene: str) -> int:
+    """Column of `gene` (gene id -> symbol, in cohort order): by id, then by symbol, each
+    exactly and then ignoring case."""
+    ids, names = pd.Index(symbols.index.astype(str)), pd.Index(symbols.astype(str))
+    for index, text in ((ids, str(gene)), (names, str(gene)), (ids.str.lower(), str(gene).lower()),
+                        (names.str.lower(), str(gene).lower())):
+        if len(found := np.flatnonzero(index == text)):
+            return int(found[0])
+    raise InputError(f"gene {gene!r} is not in this cohort ({len(ids):,} genes, e.g. "
                      f"{', '.join(names[:3])}).")
+
+
+def _patient_rows(obs: pd.DataFrame, time: str,
+                  event: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """`survival_rows` with one sample per patient (`obs['patient_id']`), a tumour before a
+    normal sample, so no patient counts twice; also how many repeated samples were dropped."""
+    keep, t, e = survival_rows(obs, time, event)
+    if keys.OBS_PATIENT not in obs:
+        return keep, t, e, 0
+    normal = (obs["sample_type"].astype(str).str.contains("normal", case=False).to_numpy()
+              if "sample_type" in obs else np.zeros(len(obs), dtype=bool))
+    order = np.lexsort((normal,))                           # stable: tumours first
+    patient = obs[keys.OBS_PATIENT].astype(str).to_numpy()[order]
+    repeated = np.zeros(len(obs), dtype=bool)
+    repeated[order] = pd.Series(patient).where(keep[order]).duplicated().to_numpy() & keep[order]
+    return keep & ~repeated, t, e, int(repeated.sum())
+
+
+def _with_repeated(note: str, n_repeated: int) -> str:
+    if not n_repeated:
+        return note
+    extra = f"{n_repeated:,} further sample(s) of the same patients left out (one per patient)"
+    return f"{note}; {extra}" if note else extra
 
 
 def _with_missing(note: str, n_missing: int, what: str) -> str:

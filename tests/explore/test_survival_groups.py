@@ -116,6 +116,26 @@ def test_gene_cuts_give_the_expected_group_sizes(cohort):
         gene_groups(cohort, "GENE_B", scheme="custom", cuts=())
 
 
+def test_a_gene_is_found_by_id_or_symbol_and_titled_by_its_symbol(cohort):
+    named = cohort.copy()
+    named.var["gene_symbol"] = ["TP53", "MYC", "EGFR"]
+    by_symbol, by_id = gene_groups(named, "myc"), gene_groups(named, "GENE_B")
+    assert by_symbol.title == by_id.title == "MYC expression"
+    assert np.array_equal(by_symbol.group, by_id.group) and len(by_id.ids) == 215
+
+
+def test_a_patient_with_two_samples_counts_once_by_the_tumour(cohort):
+    twice = cohort.copy()
+    twice.obs["patient_id"] = [f"pt{i}" for i in range(N)]
+    twice.obs["sample_type"] = "tumour"
+    twice.obs.loc[["P020", "P021"], "patient_id"] = "pt_shared"        # both with survival
+    twice.obs.loc["P020", "sample_type"] = "Solid Tissue Normal"
+    for groups in (gene_groups(twice, "GENE_B"), clinical_groups(twice.obs, "stage")):
+        assert "P020" not in groups.ids and "P021" in groups.ids
+        assert "1 further sample(s) of the same patients left out" in groups.note
+    assert len(gene_groups(twice, "GENE_B").ids) == 215 - 1
+
+
 def test_rare_levels_are_pooled_and_missing_left_out(cohort):
     groups = clinical_groups(cohort.obs, "stage", min_level=5)
     assert groups.names[-1] == "other (2 levels)" and len(groups.names) == 4
