@@ -14,11 +14,13 @@ import streamlit as st
 
 from gexcore import keys, viz
 from gexcore.data.genes import MIN_GENE_OVERLAP
+from gexcore.data.genesets import parse_gmt
 from gexcore.data.rules import has_survival, label_columns
 from gexcore.errors import GexError
 from gexcore.explore.crossfit import out_of_fold_classes, out_of_fold_risk
 from gexcore.explore.de import differential_expression, log2_expression
 from gexcore.explore.features import EXPRESSION, encoder_runs, resolve_features
+from gexcore.explore.genesets import gene_set_score
 from gexcore.explore.maps import (
     cohort_map,
     colour_values,
@@ -45,7 +47,7 @@ from ui.common import (
 
 NEIGHBOURS = (5, 10, 15, 30, 50, 100)
 MIN_DISTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
-COLOUR_MODES = ("Clinical column", "Gene", "Prediction", "Nothing")
+COLOUR_MODES = ("Clinical column", "Gene", "Gene set", "Prediction", "Nothing")
 RISK = "survival risk"
 SELECT_MODES = ("On the map (lasso, box or click)", "Where a column has a value")
 REST, REMEMBERED, WHERE = "All other samples", "The remembered selection", "Where a column has a value"
@@ -186,9 +188,45 @@ def colour_controls(ws: Workspace, adata, cohort_id: str, source: str) -> Colour
                                        "the expression value as stored (see the Data page "
                                        "for its scale).")
         return Colour(*gene_colour(adata, gene))
+    if mode == "Gene set":
+        return gene_set_colour(ws, cohort_id, cells[1])
     if mode == "Prediction":
         return prediction_colour(ws, adata, cohort_id, source, cell=cells[1])
     return Colour()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def gene_sets(data: bytes, source: str) -> dict[str, list[str]]:
+    return parse_gmt(data, source=source)
+
+
+@st.cache_data(show_spinner="Scoring the gene set...", max_entries=32)
+def set_scores(root: str, cohort_id: str, genes: tuple[str, ...], name: str):
+    return gene_set_score(log2_cached(root, cohort_id), genes, name=name)
+
+
+def gene_set_colour(ws: Workspace, cohort_id: str, cell) -> Colour:
+    """Colour by a gene set's score (mean z-score of its genes) from an uploaded or pasted
+    GMT file."""
+    upload = cell.file_uploader("Gene sets (GMT file, e.g. from MSigDB)", type=["gmt", "txt"],
+                                key=f"emb_gmt_{cohort_id}")
+    pasted = cell.text_area("... or paste GMT lines (name, tab, description, tab, genes)",
+                            key=f"emb_gmt_text_{cohort_id}", height=80)
+    data = upload.getvalue() if upload is not None else pasted.encode()
+    if not data.strip():
+        st.caption("Upload or paste gene sets to colour each sample by a set's score.")
+        return Colour()
+    try:
+        sets = gene_sets(data, upload.name if upload is not None else "pasted gene sets")
+        name = cell.selectbox("Gene set", list(sets), key=f"emb_gene_set_{cohort_id}")
+        scores, n = set_scores(str(ws.root), cohort_id, tuple(sets[name]), name)
+    except GexError as err:
+        st.error(esc(err))
+        return Colour()
+    st.caption(f"**{esc(name)}**: score = mean z-score (log2 scale, across this cohort's "
+               f"samples) of the {n:,} of its {len(sets[name]):,} genes measured here; 0 = "
+               "the cohort's average sample.")
+    return Colour(scores, f"{name} score")
 
 
 def downloads(table, fig, stem: str) -> None:

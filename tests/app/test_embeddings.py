@@ -229,3 +229,27 @@ def test_a_selection_saved_as_an_annotation_is_a_new_column(open_page, ws, tiny_
     assert upload.read_bytes() == uploaded                           # the upload untouched
     at.run()                                     # the page reads the new column at once
     assert "my BRCA" in at.selectbox(key=f"emb_colour_column_{tiny_id}").options
+
+
+def test_colour_by_a_pasted_gene_set_scores_its_planted_type_highest(open_page, tiny_cohort,
+                                                                    tiny_id):
+    from gexcore.explore.planted import planted_genes
+
+    genes = planted_genes(tiny_cohort, "BRCA")
+    gmt = f"BRCA_MODULE\tplanted\t{chr(9).join(genes)}\tNOT_A_GENE\nOTHER\t\t{genes[0]}\n"
+    at = open_page(EMBED, cohort_id=tiny_id, emb_method="PCA")
+    at.radio(key="emb_colour_mode").set_value("Gene set").run()
+    at.text_area(key=f"emb_gmt_text_{tiny_id}").input(gmt).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key=f"emb_gene_set_{tiny_id}").options == ["BRCA_MODULE", "OTHER"]
+    caption = next(c.value for c in at.caption if "mean z-score" in c.value)
+    assert f"{len(genes)} of its {len(genes) + 1} genes" in caption
+    (trace,) = _traces(at)
+    assert trace["marker"]["showscale"] is True
+    colour = trace["marker"]["color"]                          # plotly's base64 typed array
+    scores = np.frombuffer(base64.b64decode(colour["bdata"]), dtype=colour["dtype"])
+    brca = (tiny_cohort.obs["label"] == "BRCA").to_numpy()
+    assert scores[brca].mean() > scores[~brca].mean() + 0.5
+
+    at.text_area(key=f"emb_gmt_text_{tiny_id}").input("BROKEN\tno genes\n").run()
+    assert any("line 1" in e.value for e in at.error)
