@@ -1,7 +1,7 @@
 """Embeddings page: a 2-D map (UMAP or PCA) of the current cohort from an encoder's embedding or
-from its expression; colour by a clinical column, a gene or an out-of-fold prediction; select
-samples on the map or by a column's value, compare them with the rest or another selection
-(differential expression), save them as an annotation, download."""
+from its expression; colour by a clinical column, a gene, a gene set's score or an out-of-fold
+prediction; select samples on the map or by a column's value, compare them with the rest or
+another selection (differential expression), save them as an annotation, download."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ MIN_DISTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
 COLOUR_MODES = ("Clinical column", "Gene", "Gene set", "Prediction", "Nothing")
 RISK = "survival risk"
 SELECT_MODES = ("On the map (lasso, box or click)", "Where a column has a value")
-REST, REMEMBERED, WHERE = "All other samples", "The remembered selection", "Where a column has a value"
+REST, REMEMBERED, WHERE = "All other samples", "The remembered selection", SELECT_MODES[1]
 TOP_GENES = 50                   # rows of the DE table shown (the CSV has every gene)
 TOP_LABELS = 10                  # genes named on the volcano plot
 
@@ -114,11 +114,10 @@ def class_names(values: pd.Series) -> list[str]:
 def embed_offer(ws: Workspace, adata, cohort_id: str, have: set[str]) -> None:
     """Finished encoders without an embedding of this cohort that measure enough of their
     genes here (the overlap shown): an Embed button (an EmbedJob)."""
-    overlap = {r.id: encoder_overlap(ws, r.id, adata)
-               for r in ws.runs(kind="pretrain", status="done") if r.id not in have}
-    missing = [r for r in ws.runs(kind="pretrain", status="done")
-               if r.id in overlap and overlap[r.id][2]]
-    n_unfit = len(overlap) - len(missing)
+    candidates = [r for r in ws.runs(kind="pretrain", status="done") if r.id not in have]
+    overlap = {r.id: encoder_overlap(ws, r.id, adata) for r in candidates}
+    missing = [r for r in candidates if overlap[r.id][2]]       # enough of its genes here
+    n_unfit = len(candidates) - len(missing)
     failed = [r for r in ws.runs(kind="embed", status="failed")
               if r.params.get("cohort") == cohort_id][:3]
     if not missing and not failed:
@@ -170,7 +169,8 @@ def map_controls(sources: dict[str, str], cohort_id: str) -> tuple[str, Projecti
 
 
 def colour_controls(ws: Workspace, adata, cohort_id: str, source: str) -> Colour:
-    """What to colour by: a clinical column, a gene's expression, a prediction, or nothing."""
+    """What to colour by: a clinical column, a gene's expression, a gene set's score, a
+    prediction, or nothing."""
     cells = st.columns([3, 3])
     mode = cells[0].radio("Colour by", COLOUR_MODES, horizontal=True, key="emb_colour_mode")
     if mode == "Clinical column" and len(adata.obs.columns):

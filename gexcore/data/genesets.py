@@ -1,4 +1,4 @@
-"""Gene sets from GMT files (MSigDB's format): one set per line, `name<TAB>description<TAB>gene...`.
+"""Gene sets from GMT files (MSigDB's format): one set per line, `name<TAB>description<TAB>genes`.
 
 The text is parsed, never executed or unpickled; a file over `MAX_GMT_BYTES`, NUL bytes, a line
 without genes, a name over `MAX_LABEL_CHARS` or a repeated set name (a set never silently
