@@ -289,6 +289,17 @@ def de_table(root: str, cohort_id: str, rows: tuple[int, ...],
     return table, dict(table.attrs)
 
 
+def kept_radio(where, label: str, options: list[str], *, key: str) -> str:
+    """A horizontal radio that keeps its choice through runs that do not draw it (Streamlit
+    drops a widget's state when a run skips it, e.g. while a new selection is being made)."""
+    memory = f"{key}_kept"
+    kept = st.session_state.get(memory)
+    choice = where.radio(label, options, horizontal=True, key=key,
+                         index=options.index(kept) if kept in options else 0)
+    st.session_state[memory] = choice
+    return choice
+
+
 def reference_controls(obs: pd.DataFrame, cohort_id: str, rows: np.ndarray
                        ) -> tuple[np.ndarray | None, str]:
     """(reference rows or None for the rest, its name): the rest, a remembered selection, or
@@ -297,8 +308,7 @@ def reference_controls(obs: pd.DataFrame, cohort_id: str, rows: np.ndarray
     remembered = st.session_state.get(memory)
     options = [REST, *([REMEMBERED] if remembered else []), WHERE]
     cells = st.columns([3, 1.4])
-    choice = cells[0].radio("Compare with", options, horizontal=True,
-                            key=f"emb_reference_{cohort_id}")
+    choice = kept_radio(cells[0], "Compare with", options, key=f"emb_reference_{cohort_id}")
     if cells[1].button("Remember this selection", icon=":material/bookmark_add:",
                        key=f"emb_remember_{cohort_id}",
                        help="Keep it as the group to compare the next selection with."):

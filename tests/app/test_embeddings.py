@@ -18,7 +18,7 @@ from gexcore.train.config import TrainConfig
 from gexcore.workspace import PretrainJob, submit
 from gexcore.workspace.demo import ensure_demo
 from gexcore.workspace.store import map_name
-from tests.app.conftest import wait_for_run
+from tests.app.conftest import unescaped, wait_for_run
 from ui.common import selected_rows
 
 EMBED = "pages/embeddings.py"
@@ -253,3 +253,26 @@ def test_colour_by_a_pasted_gene_set_scores_its_planted_type_highest(open_page, 
 
     at.text_area(key=f"emb_gmt_text_{tiny_id}").input("BROKEN\tno genes\n").run()
     assert any("line 1" in e.value for e in at.error)
+
+
+def test_a_remembered_selection_is_the_reference_for_the_next(open_page, ws):
+    """BRCA tumours remembered, then the normals selected and compared with them: BRCA's
+    module leads, lower in the normals; a selection overlapping the remembered one is refused."""
+    from gexcore.explore.planted import planted_genes
+
+    cohort_id = ensure_demo(ws)[0]
+    at = _select_where(open_page(EMBED), cohort_id, "label", "BRCA")
+    at.button(key=f"emb_remember_{cohort_id}").click().run()
+    at.selectbox(key=f"emb_select_{cohort_id}_value_label").set_value("Normal").run()
+    at.radio(key=f"emb_reference_{cohort_id}").set_value("The remembered selection").run()
+    assert not at.exception, at.exception
+    caption = next(c.value for c in at.caption if "Welch" in c.value)
+    assert "the remembered selection (123)" in unescaped(caption)
+    table = _de_table(at)
+    planted = planted_genes(ws.load_cohort(cohort_id), "BRCA")
+    up_in_brca = table[table["log2_fc"] < 0].index[:15]
+    assert np.isin(up_in_brca, planted).sum() >= 12, list(up_in_brca)
+
+    at.selectbox(key=f"emb_select_{cohort_id}_column").set_value("cancer_type").run()
+    at.selectbox(key=f"emb_select_{cohort_id}_value_cancer_type").set_value("BRCA").run()
+    assert any("share 123 sample(s)" in unescaped(e.value) for e in at.error)
