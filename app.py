@@ -10,7 +10,8 @@ st.set_page_config(page_title="GexScope", page_icon=":material/genetics:", layou
 identity = gate()                       # None until someone signs in
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon=":material/table_view:", default=True),
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     st.Page("pages/predictions.py", title="Predictions", icon=":material/target:"),

@@ -40,6 +40,28 @@ class EvaluationReport:
                             if "regime" in curves else curves["model"])
         return curves
 
+    def headline(self, metric: str | None = None) -> pd.DataFrame:
+        """At the fewest and at all labels: the best encoder (any method and regime) beside
+        the strongest baseline, mean and sd over seeds. Baselines are the rows the evaluation
+        marks `baseline` (PCA + linear, raw-feature linear, MLP from scratch, random-init)."""
+        metric = metric or self.metrics[0]
+        table = pd.DataFrame(self.summary[metric])
+        regime = table["regime"] if "regime" in table else pd.Series("", index=table.index)
+        table["method"] = table["model"] + (" (" + regime + ")").where(regime != "baseline", "")
+        is_baseline = regime.eq("baseline")
+        rows = []
+        for fraction in sorted({table["fraction"].min(), table["fraction"].max()}):
+            here = table["fraction"] == fraction
+            best = table[here & ~is_baseline].nlargest(1, "mean")
+            base = table[here & is_baseline].nlargest(1, "mean")
+            if best.empty or base.empty:
+                continue
+            rows.append({"labels": fraction, "metric": metric,
+                         "best encoder": best["method"].iat[0], "mean": best["mean"].iat[0],
+                         "sd": best["sd"].iat[0], "strongest baseline": base["method"].iat[0],
+                         "baseline mean": base["mean"].iat[0], "baseline sd": base["sd"].iat[0]})
+        return pd.DataFrame(rows)
+
     def survival_table(self) -> pd.DataFrame:
         """Per model: log-rank p and the hazard ratio of the highest vs lowest risk group."""
         return pd.DataFrame([{"model": name, "log-rank p": e.get("logrank_p"),

@@ -25,7 +25,7 @@ def _add_tab(open_page, source: str = "Demo cohort", demo: str | None = None):
 
 
 def test_data_page_opens_on_simulated_demo(open_page):
-    app = open_page()
+    app = open_page(DATA)
     assert app.title[0].value == "Data"
     assert _metrics(app)["Samples"] == "3,000"
     assert _metrics(app)["Genes"] == "2,000"

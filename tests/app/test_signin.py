@@ -75,7 +75,7 @@ def test_wrong_password_is_refused_and_the_right_one_opens_the_own_workspace(pas
     assert [e.value for e in at.error] == ["Wrong user name or password."]
     assert at.title[0].value == "GexScope"
     _submit(at, "alice", ALICE)
-    assert at.title[0].value == "Data"
+    assert at.title[0].value == "Overview"
     assert _signed_in_as(at) == "Signed in as **alice**"
     assert (workspace_dir / "alice" / "workspace.sqlite").exists()
     assert not (workspace_dir / "default").exists()
@@ -172,7 +172,7 @@ def test_local_mode_ignores_user_in_the_url(workspace_dir, monkeypatch):
     at.query_params["user"] = "bob"
     at.run()
     assert not at.exception, at.exception
-    assert at.title[0].value == "Data"
+    assert at.title[0].value == "Overview"
     assert unescaped(at.sidebar.caption[0].value) == (
         "Workspace **default** · local mode, no sign-in")
     assert not (workspace_dir / "bob").exists()

@@ -134,7 +134,12 @@ def page(browser, server_url):
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     pg.goto(server_url)
-    # The first script run (workspace, demo) must finish before a click can navigate.
+    # The first script run (workspace, demo, the overview) must finish before a click can
+    # navigate; the journeys start on the Data page.
+    expect(pg.get_by_role("heading", name="Overview", exact=True)).to_be_visible(
+        timeout=180_000)
+    expect(pg.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=180_000)
+    pg.get_by_test_id("stSidebarNav").get_by_role("link", name="Data").click()
     expect(pg.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=90_000)
     expect(pg.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=90_000)
     yield pg

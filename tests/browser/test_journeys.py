@@ -90,7 +90,33 @@ def _upload(page: Page, expression, clinical) -> None:
     expect(page.get_by_text("matched clinical rows").first).to_be_visible()
 
 
-def test_app_opens_on_simulated_demo_report(page):
+def test_a_clinician_sees_the_overview_without_a_click(browser, server_url):
+    """The landing page: map, survival by predicted risk, marker genes and the evaluation
+    headline, each linking to its page."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(server_url)
+        expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible(
+            timeout=180_000)
+        for panel in ("Map", "Survival by predicted risk", "Marker genes of each cancer_type",
+                      "Evaluation"):
+            expect(page.get_by_text(panel, exact=True)).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("Simulated data").first).to_be_visible()
+        expect(page.get_by_text("3,000 samples x 2,000 genes").first).to_be_visible()
+        main = page.get_by_test_id("stMain")
+        expect(main.locator(".js-plotly-plot")).to_have_count(2)          # map and KM curves
+        expect(main.get_by_text("high risk", exact=True).first).to_be_visible()
+        expect(main.get_by_text("vs baseline").first).to_be_visible()
+        _settled(page)
+        screenshot(page, "overview_demo.png")
+        main.get_by_role("link", name=re.compile("^Split survival")).click()
+        expect(page.get_by_role("heading", name="Survival", exact=True)).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_the_data_page_shows_the_demo_report(page):
     expect(page.get_by_text("Simulated data").first).to_be_visible()
     expect(page.get_by_text("3,000 samples x 2,000 genes").first).to_be_visible()
     screenshot(page, "data_demo.png")

@@ -142,7 +142,7 @@ def test_two_users_each_see_only_their_own_workspace(browser, password_app):
         expect(bob.get_by_role("textbox", name="Password")).to_be_visible(timeout=90_000)
         _sign_in(bob, "bob", PASSWORDS["bob"])
         for page, me, other in ((alice, "alice", "bob"), (bob, "bob", "alice")):
-            expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(
+            expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible(
                 timeout=90_000)
             expect(_sidebar(page)).to_contain_text(f"Signed in as {me}")
             expect(_sidebar(page)).not_to_contain_text(other)
@@ -181,8 +181,8 @@ def test_alice_shares_a_cohort_with_bob_read_only_then_revokes_it(browser, passw
     url, base = password_app
     cohort = open_workspace(base, "alice").add_cohort(simulate_cohort(SimulationConfig(
         n_samples=60, n_genes=40, n_cancer_types=3, seed=3)), "Alice tumours")
-    alice = _open(browser, f"{url}/?cohort={cohort}")      # a bookmark of her cohort
-    bob = _open(browser, f"{url}/?cohort={qualify('alice', cohort)}")
+    alice = _open(browser, f"{url}/data?cohort={cohort}")      # a bookmark of her cohort
+    bob = _open(browser, f"{url}/data?cohort={qualify('alice', cohort)}")
     try:
         _sign_in(alice, "alice", PASSWORDS["alice"])
         expect(alice.get_by_role("heading", name="Alice tumours")).to_be_visible(timeout=90_000)
@@ -199,7 +199,7 @@ def test_alice_shares_a_cohort_with_bob_read_only_then_revokes_it(browser, passw
         _settled(alice)
         screenshot(alice, "share_alice_owner.png")
 
-        bob.goto(f"{url}/?cohort={qualify('alice', cohort)}")    # the same bookmark again
+        bob.goto(f"{url}/data?cohort={qualify('alice', cohort)}")    # the same bookmark again
         _sign_in(bob, "bob", PASSWORDS["bob"])
         expect(bob.get_by_role("heading", name="Alice tumours")).to_be_visible(timeout=90_000)
         expect(bob.get_by_text("Shared with you read-only")).to_be_visible()
@@ -236,7 +236,7 @@ def test_oidc_sign_in_through_the_identity_provider(browser, oidc_app):
         screenshot(page, "oidc_provider_form.png")
         page.get_by_role("button", name="Authorize").click()
 
-        expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(
+        expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible(
             timeout=90_000)
         expect(_sidebar(page)).to_contain_text(f"Signed in as {email}")
         expect(_sidebar(page)).to_contain_text(f"Workspace {workspace_name(email)}")
