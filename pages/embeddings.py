@@ -370,7 +370,8 @@ def annotation_form(ws: Workspace, info, rows: np.ndarray) -> None:
     with st.expander("Save selection as annotation", icon=":material/label:"):
         if info.owner:
             st.caption("This cohort is shared read-only (the demo is): only its owner can add "
-                       "columns. Save a copy on the Data page to annotate it.")
+                       "columns. To annotate it, download it (.h5ad) on the Data page and add "
+                       "it as your own cohort.")
             return
         st.caption("A new clinical column of this stored cohort: the name for the selected "
                    "samples, empty for the others. Existing columns and the uploaded files are "

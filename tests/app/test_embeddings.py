@@ -199,7 +199,7 @@ def test_selecting_one_cancer_type_lists_its_planted_genes(open_page, ws):
     at.selectbox(key=f"emb_ref_{cohort_id}_value_label").set_value("Normal").run()
     assert not at.exception, at.exception
     assert np.isin(_de_table(at).index[:20], planted).sum() >= 15
-    assert any("Save a copy on the Data page" in c.value for c in at.caption)   # demo: read-only
+    assert any("add it as your own cohort" in c.value for c in at.caption)   # demo: read-only
 
 
 def test_a_selection_saved_as_an_annotation_is_a_new_column(open_page, ws, tiny_cohort,

@@ -102,6 +102,6 @@ def test_lasso_a_cluster_and_read_its_planted_marker_genes(explorer: Page):
     volcano = page.get_by_test_id("stPlotlyChart").nth(1)
     expect(volcano.get_by_text(str(top[0]), exact=True).first).to_be_visible()   # labelled
     page.get_by_text("Save selection as annotation").click()
-    expect(page.get_by_text("Save a copy on the Data page")).to_be_visible()   # demo: read-only
+    expect(page.get_by_text("add it as your own cohort")).to_be_visible()   # demo: read-only
     page.mouse.move(5, 5)                            # no hover label over the map
     screenshot(page, "embeddings_de.png")
