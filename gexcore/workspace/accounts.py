@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from gexcore.errors import InputError
-from gexcore.workspace import audit
+from gexcore.workspace import audit, db
 from gexcore.workspace.audit import AUDIT_FILE
 from gexcore.workspace.identity import session_hours
 from gexcore.workspace.store import check_user
@@ -102,18 +100,10 @@ class Accounts:
         self.base = Path(base)
         self.path = self.base / ACCOUNTS_FILE
         self.throttle = throttle
-        self.base.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+        db.create(self.path, _SCHEMA)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            yield db
-        finally:
-            db.close()
+    def _db(self):
+        return db.transaction(self.path)
 
     # -- accounts ---------------------------------------------------------------------------
     def add(self, name: str, password: str, *, admin: bool = False, by: str = "cli") -> Account:
@@ -123,9 +113,9 @@ class Accounts:
             raise InputError(f"user name {name!r} is taken by a file in {self.base}.")
         hashed = _hasher.hash(_check_password(password))
         now = time.time()
-        with self._db() as db:
+        with self._db() as conn:
             try:
-                db.execute("INSERT INTO accounts VALUES (?, ?, ?, ?, ?)",
+                conn.execute("INSERT INTO accounts VALUES (?, ?, ?, ?, ?)",
                            (name, hashed, int(admin), now, now))
             except sqlite3.IntegrityError:
                 raise InputError(f"user {name!r} already exists; `gex user passwd {name}` "
@@ -136,37 +126,37 @@ class Accounts:
     def set_password(self, name: str, password: str, *, by: str = "cli") -> None:
         """Replace the password; sessions signed in before now end at their next page load."""
         hashed = _hasher.hash(_check_password(password))
-        with self._db() as db:
-            cur = db.execute("UPDATE accounts SET hash = ?, changed = ? WHERE name = ?",
+        with self._db() as conn:
+            cur = conn.execute("UPDATE accounts SET hash = ?, changed = ? WHERE name = ?",
                              (hashed, time.time(), name))
             if not cur.rowcount:
                 raise InputError(_no_such(name))
-            db.execute("DELETE FROM failures WHERE key = ?", (f"user:{name}",))
+            conn.execute("DELETE FROM failures WHERE key = ?", (f"user:{name}",))
         audit.append("password_changed", name, base=self.base, by=by)
 
     def set_admin(self, name: str, admin: bool, *, by: str = "cli") -> None:
-        with self._db() as db:
-            if not db.execute("UPDATE accounts SET admin = ? WHERE name = ?",
+        with self._db() as conn:
+            if not conn.execute("UPDATE accounts SET admin = ? WHERE name = ?",
                               (int(admin), name)).rowcount:
                 raise InputError(_no_such(name))
         audit.append("admin_changed", name, base=self.base, admin=admin, by=by)
 
     def remove(self, name: str, *, by: str = "cli") -> None:
         """Delete the account (its workspace folder stays on disk for an admin to archive)."""
-        with self._db() as db:
-            if not db.execute("DELETE FROM accounts WHERE name = ?", (name,)).rowcount:
+        with self._db() as conn:
+            if not conn.execute("DELETE FROM accounts WHERE name = ?", (name,)).rowcount:
                 raise InputError(_no_such(name))
         audit.append("account_removed", name, base=self.base, by=by)
 
     def get(self, name: str) -> Account | None:
-        with self._db() as db:
-            row = db.execute("SELECT name, admin, created, changed FROM accounts WHERE name = ?",
+        with self._db() as conn:
+            row = conn.execute("SELECT name, admin, created, changed FROM accounts WHERE name = ?",
                              (name,)).fetchone()
         return None if row is None else Account(row[0], bool(row[1]), row[2], row[3])
 
     def list(self) -> list[Account]:
-        with self._db() as db:
-            rows = db.execute("SELECT name, admin, created, changed FROM accounts "
+        with self._db() as conn:
+            rows = conn.execute("SELECT name, admin, created, changed FROM accounts "
                               "ORDER BY name").fetchall()
         return [Account(r[0], bool(r[1]), r[2], r[3]) for r in rows]
 
@@ -189,10 +179,10 @@ class Accounts:
             raise SignInError("Wrong user name or password." + (
                 f" Too many failed sign-ins; try again in {_seconds(wait)}." if wait else ""),
                 wait)
-        with self._db() as db:
-            db.execute("DELETE FROM failures WHERE key = ?", (keys[0],))
+        with self._db() as conn:
+            conn.execute("DELETE FROM failures WHERE key = ?", (keys[0],))
             if _hasher.check_needs_rehash(stored):
-                db.execute("UPDATE accounts SET hash = ? WHERE name = ?",
+                conn.execute("UPDATE accounts SET hash = ? WHERE name = ?",
                            (_hasher.hash(password), name))
         audit.append("signin", name, base=self.base, via="password", client=client)
         return account
@@ -210,8 +200,8 @@ class Accounts:
         return account
 
     def _account_hash(self, name: str) -> tuple[Account | None, str | None]:
-        with self._db() as db:
-            row = db.execute("SELECT name, admin, created, changed, hash FROM accounts "
+        with self._db() as conn:
+            row = conn.execute("SELECT name, admin, created, changed, hash FROM accounts "
                              "WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None, None
@@ -219,28 +209,27 @@ class Accounts:
 
     def _locked(self, keys: list[str], now: float) -> float:
         """Seconds until every key in `keys` is unlocked (0: none is locked)."""
-        with self._db() as db:
+        with self._db() as conn:
             marks = ",".join("?" * len(keys))
-            rows = db.execute(f"SELECT locked_until FROM failures WHERE key IN ({marks})",
+            rows = conn.execute(f"SELECT locked_until FROM failures WHERE key IN ({marks})",
                               keys).fetchall()
         return max([r[0] - now for r in rows if r[0] > now], default=0.0)
 
     def _fail(self, keys: list[str], now: float) -> float:
         """Count one failure against each key (in one transaction); the longest new lock."""
         longest = 0.0
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")         # take the write lock before reading counts
             for key in keys:
-                row = db.execute("SELECT count, last FROM failures WHERE key = ?",
-                                 (key,)).fetchone()
+                row = conn.execute("SELECT count, last FROM failures WHERE key = ?",
+                                   (key,)).fetchone()
                 count = 1 if row is None or now - row[1] > self.throttle.max_s else row[0] + 1
                 free = (self.throttle.free_user if key.startswith("user:")
                         else self.throttle.free_client)
                 lock = self.throttle.lock_for(count, free)
                 longest = max(longest, lock)
-                db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?)",
-                           (key, count, now, now + lock))
-            db.execute("COMMIT")
+                conn.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?)",
+                         (key, count, now, now + lock))
         return longest
 
 

@@ -22,10 +22,12 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
+
+from gexcore.workspace import db
 
 __all__ = [
     "ACTIVE_STATES",
@@ -125,18 +127,10 @@ def connect(base: str | Path) -> Iterator[sqlite3.Connection]:
     """One short transaction on `<base>/queue.sqlite` (created on first use, WAL)."""
     path = Path(base) / QUEUE_FILE
     if str(path) not in _READY or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(path, timeout=30.0)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")      # readers never wait on a writer
-            conn.executescript(_SCHEMA)
+        db.create(path, _SCHEMA)
         _READY.add(str(path))
-    conn = sqlite3.connect(path, timeout=30.0)
-    conn.row_factory = sqlite3.Row
-    try:
-        with conn:
-            yield conn
-    finally:
-        conn.close()
+    with db.transaction(path) as conn:
+        yield conn
 
 
 def enqueue(conn: sqlite3.Connection, user: str, run_id: str, kind: str, *, name: str = "",

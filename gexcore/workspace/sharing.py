@@ -14,16 +14,13 @@ The shipped demo lives once in the reserved workspace `demo`, readable by everyo
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from gexcore.errors import InputError
-from gexcore.workspace import audit
+from gexcore.workspace import audit, db
 
 __all__ = ["DEMO_OWNER", "LAB", "Share", "ShareKind", "Shares", "qualify", "split_qualified"]
 
@@ -71,18 +68,10 @@ class Shares:
 
     def __init__(self, base: str | Path):
         self.path = Path(base) / "shares.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
+        db.create(self.path, _SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30.0)
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+    def _connect(self):
+        return db.transaction(self.path)
 
     def share(self, owner: str, kind: ShareKind, item: str, grantees: list[str]) -> None:
         """Let each grantee (user names, or LAB) read the item; sharing twice changes nothing."""

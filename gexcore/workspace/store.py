@@ -33,7 +33,7 @@ import numpy as np
 from gexcore import keys
 from gexcore.atomic import atomic_write
 from gexcore.errors import InputError
-from gexcore.workspace import audit
+from gexcore.workspace import audit, db
 from gexcore.workspace.runs import RUNS_SCHEMA, RunInfo, Status, get_run, list_runs, new_id
 from gexcore.workspace.sharing import DEMO_OWNER, Shares, qualify, split_qualified
 
@@ -44,9 +44,9 @@ __all__ = [
     "CohortInfo",
     "Workspace",
     "array_name",
-    "map_name",
     "check_name",
     "embedding_name",
+    "map_name",
     "open_workspace",
 ]
 
@@ -156,19 +156,11 @@ class Workspace:
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """One short transaction: commit on success, roll back on error, always close."""
-        conn = sqlite3.connect(self.db_path, timeout=30.0)
-        conn.row_factory = sqlite3.Row
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+        with db.transaction(self.db_path) as conn:
+            yield conn
 
     def _init_db(self) -> None:
-        with self.connect() as conn:
-            # WAL lets the app read while a worker writes progress; it persists in the file.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_COHORTS_SCHEMA + RUNS_SCHEMA)
+        db.create(self.db_path, _COHORTS_SCHEMA + RUNS_SCHEMA)
 
     # -- cohorts ---------------------------------------------------------------------------
     def add_cohort(self, adata: AnnData, name: str, *, source: str | None = None) -> str:
