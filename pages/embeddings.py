@@ -33,7 +33,6 @@ from gexcore.explore.selection import column_values, rows_where, selectable_colu
 from gexcore.tasks.projection import ProjectionParams
 from gexcore.viz_de import volcano_figure
 from gexcore.workspace import EmbedJob, Workspace, submit
-from ui.common import _load as cached_cohort  # cleared after an annotation is saved
 from ui.common import (
     current_cohort_id,
     current_workspace,
@@ -41,6 +40,7 @@ from ui.common import (
     is_simulated,
     job_panel,
     load_cohort,
+    reload_cohort,
     selected_rows,
     simulated_banner,
 )
@@ -276,7 +276,7 @@ def selected_samples(table: pd.DataFrame, rows: np.ndarray, name: str) -> None:
 @st.cache_resource(show_spinner="Putting expression on a log2 scale...", max_entries=2)
 def log2_cached(root: str, cohort_id: str):
     """Once per cohort: every selection of it is compared on the same matrix."""
-    return log2_expression(cached_cohort(root, cohort_id))
+    return log2_expression(load_cohort(Workspace(root), cohort_id))
 
 
 @st.cache_data(show_spinner="Differential expression (Welch t-test per gene)...",
@@ -386,7 +386,7 @@ def annotation_form(ws: Workspace, info, rows: np.ndarray) -> None:
             except GexError as err:
                 st.error(esc(err))
                 return
-            cached_cohort.clear(str(ws.root), info.id)       # the next run reads the new column
+            reload_cohort(ws, info.id)                      # the next run reads the new column
             st.success(f"Saved {len(rows):,} sample(s) as column **{esc(column.strip())}**; "
                        "colour the map by it under Clinical column.")
 

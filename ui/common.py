@@ -70,6 +70,11 @@ def load_cohort(ws: Workspace, cohort_id: str) -> AnnData:
     return _load(str(ws.root), cohort_id)
 
 
+def reload_cohort(ws: Workspace, cohort_id: str) -> None:
+    """Forget the cached copy of a cohort whose stored file changed (a saved annotation)."""
+    _load.clear(str(ws.root), cohort_id)
+
+
 @st.cache_resource(show_spinner="Loading demo cohort...")
 def demo_cohort(name: str) -> AnnData:
     """Demo cohorts are deterministic, so one copy serves every session."""
