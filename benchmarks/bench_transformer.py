@@ -4,13 +4,15 @@
     .venv/bin/python benchmarks/bench_transformer.py --device cuda    # + small, base, corpus (bf16)
     .venv/bin/python benchmarks/bench_transformer.py --device cpu --presets tiny --steps 4
 
-One process, one data set, one size: (a) the padded, key-masked path every model used before
-the decoder (decoder_layers=0, the objective's `_masked_forward`), (b) the MAE path (observed
-genes only, no mask, cross-attention decoder), (c) a plain nn.TransformerEncoder (norm_first,
+One process, one data set, one size: (a) the padded, key-masked path of before (the objective's
+`_masked_forward`), (b) the mask-free path now used (same model and weights: equal counts per
+row, hidden tokens are queries only, keys and values from observed genes), (b') the MAE decoder
+(decoder_layers >= 1: the encoder reads observed genes only, one cross-attention block
+restores the hidden ones), (c) a plain nn.TransformerEncoder (norm_first,
 GELU) of the same d_model, layers, heads and tokens, with a gene embedding, a value projection
 and a linear head. Each is a full training step (forward, backward, clip, AdamW), timed in
 chunks taken in turns so machine noise falls on all three alike; the best chunk counts.
-(a) and (b) train from the same batches; their held-out masked MSE after equal steps is
+(a), (b) and (b') train from the same batches; their held-out masked MSE after equal steps is
 measured with the same hidden genes (each model's general `forward`). FLOP/s is an analytic
 count (6 x tokens x linear weights + 12 x Lq x Lk x d per attention layer) over the measured
 GEMM rate of this machine (a large torch.matmul in the same precision).
@@ -32,7 +34,8 @@ from gexcore.models.presets import PRESETS
 TINY = GeneTransformerConfig(d_model=32, n_heads=4, n_layers=2, ff_mult=4, dropout=0.0,
                              genes_per_sample=64, n_bins=16)
 BATCH = {"tiny": 16, "small": 64, "base": 64, "corpus": 16}
-PATHS = ("masked (before)", "MAE (now)", "nn.TransformerEncoder")
+PATHS = ("masked (before)", "mask-free (now)", "MAE decoder", "nn.TransformerEncoder")
+TORCH = PATHS[-1]
 
 
 def _config(preset: str) -> GeneTransformerConfig:
@@ -98,26 +101,37 @@ class _Loss:
 
 def build(path: str, n_genes: int, c: GeneTransformerConfig) -> nn.Module:
     torch.manual_seed(0)
-    if path == PATHS[2]:
+    if path == TORCH:
         return TorchReference(n_genes, c)
-    decoder = 0 if path == PATHS[0] else max(c.decoder_layers, 1)
-    return MaskedObjective(GeneTransformer(n_genes, replace(c, decoder_layers=decoder)))
+    decoder = max(c.decoder_layers, 1) if path == PATHS[2] else 0
+    objective = (BeforeObjective if path == PATHS[0] else MaskedObjective)
+    return objective(GeneTransformer(n_genes, replace(c, decoder_layers=decoder)))
+
+
+class BeforeObjective(MaskedObjective):
+    """The objective as it was: k genes per sample, padded, Bernoulli-hidden, key-masked."""
+
+    def forward(self, x, missing, generator=None):
+        return self._masked_forward(x, missing, generator)
 
 
 def flops_per_sample(path: str, c: GeneTransformerConfig) -> float:
     """Training FLOPs (forward + backward) of one sample, analytic, at genes_per_sample tokens."""
     d, k, ff = c.d_model, c.genes_per_sample, c.ff_mult
-    cls = int(c.pooling == "cls") if path != PATHS[2] else 0
+    cls = int(c.pooling == "cls") if path != TORCH else 0
     layer = (4 + 2 * ff) * d * d                               # qkv, proj, MLP weights
 
     def attention(lq: int, lk: int) -> float:
         return 12 * lq * lk * d
 
-    if path != PATHS[1]:
+    if path in (PATHS[0], TORCH):
         tokens = k + cls
         return c.n_layers * (6 * tokens * layer + attention(tokens, tokens))
     hidden = hidden_count(k, c.mask_ratio)
     visible = k - hidden + cls
+    if path == PATHS[1]:                        # hidden tokens: no keys or values of their own
+        return c.n_layers * (6 * (visible * layer + hidden * (layer - 2 * d * d))
+                             + attention(visible + hidden, visible))
     encoder = c.n_layers * (6 * visible * layer + attention(visible, visible))
     per_decoder = 6 * hidden * (2 + 2 * ff) * d * d + 6 * visible * 2 * d * d
     return encoder + max(c.decoder_layers, 1) * (per_decoder + attention(hidden, visible))
@@ -192,12 +206,10 @@ def compare(preset: str, device: torch.device, x, missing, *, steps: int, chunk:
     n_train = int(0.9 * x.shape[0])
     x, missing = x.to(device), missing.to(device)
     models = {p: build(p, x.shape[1], c).to(device) for p in PATHS}
-    for p in PATHS[:2]:
+    for p in PATHS[:3]:
         models[p].fit_data(x[:n_train], missing[:n_train])
     if compile_models:
         models = {p: torch.compile(m) for p, m in models.items()}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     rates = timed_training(models, x, missing, steps=steps, chunk=chunk, batch=batch,
                            device=device, n_train=n_train)
     rows = []
@@ -205,22 +217,20 @@ def compare(preset: str, device: torch.device, x, missing, *, steps: int, chunk:
         flops = rates[p] * flops_per_sample(p, c) / 1e12
         row = {"preset": preset, "path": p, "samples_per_s": rates[p],
                "tokens_per_s": rates[p] * c.genes_per_sample, "tflops": flops,
-               "of_gemm": flops / gemm, "vs_torch": rates[p] / rates[PATHS[2]], "mse": None}
-        if p != PATHS[2]:
+               "of_gemm": flops / gemm, "vs_torch": rates[p] / rates[TORCH], "mse": None}
+        if p != TORCH:
             body = models[p]._orig_mod if compile_models else models[p]
             row["mse"] = held_out_mse(body, x[n_train:], missing[n_train:], c)
         rows.append(row)
-    if device.type == "cuda":
-        rows[-1]["peak_mib_all"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     return rows
 
 
-def peak_memory_mae(preset: str, device: torch.device, x, missing, batch: int) -> float:
-    """Peak CUDA MiB of MAE training steps alone at this preset."""
+def peak_memory(path: str, preset: str, device: torch.device, x, missing, batch: int) -> float:
+    """Peak CUDA MiB of training steps of one path alone at this preset."""
     c = _config(preset)
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
-    model = {PATHS[1]: build(PATHS[1], x.shape[1], c).to(device)}
+    model = {path: build(path, x.shape[1], c).to(device)}
     timed_training(model, x.to(device), missing.to(device), steps=2, chunk=2, batch=batch,
                    device=device, n_train=x.shape[0])
     return torch.cuda.max_memory_allocated(device) / 2 ** 20
@@ -259,6 +269,7 @@ def main() -> None:
     print(f"{name}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{str(dtype).removeprefix('torch.')} GEMM ({args.gemm_n}^3): {gemm:.3f} TFLOP/s")
     demo = demo_tensors()
+    tables = []
     for preset in presets:
         c = _config(preset)
         x, missing = (demo if c.genes_per_sample <= demo[0].shape[1]
@@ -266,12 +277,20 @@ def main() -> None:
         rows = compare(preset, device, x, missing, steps=args.steps, chunk=args.chunk,
                        batch=BATCH[preset], gemm=gemm, compile_models=args.compile)
         if device.type == "cuda":
-            rows[1]["peak_mib"] = peak_memory_mae(preset, device, x, missing, BATCH[preset])
+            for row in rows:
+                row["peak_mib"] = peak_memory(row["path"], preset, device, x, missing,
+                                              BATCH[preset])
         data = "demo cohort 3,000 x 500" if x is demo[0] else f"random {tuple(x.shape)}"
-        print_table(rows, f"{preset}: d_model {c.d_model}, {c.n_layers} layers, "
+        tables.append((rows, f"{preset}: d_model {c.d_model}, {c.n_layers} layers, "
                           f"{c.n_heads} heads, {c.genes_per_sample} genes/sample, batch "
                           f"{BATCH[preset]}, {args.steps} steps, {data}, "
-                          f"{str(dtype).removeprefix('torch.')}")
+                          f"{str(dtype).removeprefix('torch.')}"))
+    after = gemm_tflops(device, dtype, args.gemm_n)     # the machine's load may have changed
+    print(f"GEMM again after the runs: {after:.3f} TFLOP/s; fractions use the higher")
+    for rows, header in tables:
+        for row in rows:
+            row["of_gemm"] = row["tflops"] / max(gemm, after)
+        print_table(rows, header)
 
 
 if __name__ == "__main__":

@@ -57,9 +57,18 @@ class _SelfAttention(nn.Module):
         self.proj = nn.Linear(d, d)
         self.resid_drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor | None,
-                explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q, k, v = (_heads(t, self.n_heads) for t in self.qkv(x).split(x.shape[-1], dim=2))
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None, explicit: bool = False,
+                n_keys: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`n_keys`: only the first n_keys tokens are keys (the rest are queries only), which
+        a key mask would say at the cost of SDPA's masked kernel and of keys never used."""
+        D = x.shape[-1]
+        if n_keys is None:
+            q, k, v = (_heads(t, self.n_heads) for t in self.qkv(x).split(D, dim=2))
+        else:
+            w, b = self.qkv.weight, self.qkv.bias
+            q = _heads(F.linear(x, w[:D], b[:D]), self.n_heads)
+            kv = F.linear(x[:, :n_keys], w[D:], b[D:])
+            k, v = (_heads(t, self.n_heads) for t in kv.split(D, dim=2))
         y, probs = attend(q, k, v, keep, self.dropout if self.training else 0.0, explicit)
         return self.resid_drop(self.proj(_merge(y))), probs
 
@@ -92,9 +101,9 @@ class Block(nn.Module):
         self.attn = _SelfAttention(d, n_heads, dropout)
         self.mlp = _mlp(d, ff_mult, dropout)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor | None,
-                explicit: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, probs = self.attn(self.ln1(x), keep, explicit)
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None, explicit: bool = False,
+                n_keys: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, probs = self.attn(self.ln1(x), keep, explicit, n_keys)
         x = x + a
         return x + self.mlp(self.ln2(x)), probs
 

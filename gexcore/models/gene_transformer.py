@@ -2,10 +2,10 @@
 
 Tokens carry no position, so a sample is a *set* of genes; any subset can be fed. Hidden genes
 (masked for pretraining, or genes to impute) are queries only, never keys, so what they see is the
-observed genes. With `decoder_layers` >= 1 (MAE style) the encoder reads the observed genes only
-and a light cross-attention decoder restores the hidden ones from a query of gene embedding +
-mask token; pretraining then runs without any attention mask (`encode_and_restore`). Models with
-`decoder_layers=0` (all saved before the decoder existed) carry hidden genes through the encoder.
+observed genes. Pretraining runs without any attention mask (`encode_and_restore`): equal gene
+counts per row, hidden tokens after the observed ones, keys and values from the observed ones
+only. With `decoder_layers` >= 1 (MAE style) the encoder reads the observed genes only and a
+light cross-attention decoder restores the hidden ones from gene embedding + mask token.
 
 Built to learn in tens of steps, not thousands (see `_init_weights` and `_tokens`): each gene has
 its own direction for its continuous value beside the shared bins, so even uniform attention
@@ -45,9 +45,10 @@ class GeneTransformerConfig(FromDict):
     pooling: Pooling = "cls"
     mask_ratio: float = 0.3           # fraction of the drawn genes hidden and restored
     # Cross-attention blocks that restore hidden genes from the encoded ones (MAE style: the
-    # encoder sees observed genes only). 0: hidden genes ride through the encoder as queries
-    # that are never keys, as every model saved before the decoder existed does.
-    decoder_layers: int = 1
+    # encoder reads observed genes only; faster, but it learns slower at equal steps, see
+    # benchmarks/bench_transformer.py). 0: hidden genes follow the observed ones through the
+    # encoder as queries that are never keys, as every model saved before the decoder does.
+    decoder_layers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_heads", "n_layers", "ff_mult", "genes_per_sample"):
@@ -69,11 +70,6 @@ class GeneTransformerConfig(FromDict):
             raise ValueError(f"pooling must be one of {Pooling.__args__}, not {self.pooling!r}.")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), not {self.mask_ratio}.")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GeneTransformerConfig:
-        """As FromDict; a config saved before `decoder_layers` existed keeps its own path (0)."""
-        return super().from_dict({"decoder_layers": 0, **d})
 
 
 def sample_genes(missing: torch.Tensor, k: int,
@@ -176,18 +172,23 @@ class GeneTransformer(nn.Module):
         """(B, V) observed genes and values, (B, K) hidden genes -> hidden (B, V', D), restored
         (B, K); V' = V (+1 CLS).
 
-        The MAE pretraining path: every row has the same counts, so no token is padding and no
-        key is masked, and SDPA runs its unmasked kernel. The encoder sees the visible genes
-        only; the decoder restores the hidden ones. Needs `decoder_layers` >= 1.
+        The pretraining path: every row has the same counts, so no token is padding, no key
+        is masked and SDPA runs its unmasked kernel. With a decoder, the encoder reads the
+        visible genes only and the decoder restores the hidden ones. Without, hidden tokens
+        follow the visible ones through the encoder as queries only (keys and values are
+        computed for the visible tokens alone): what `forward` computes with a key mask.
         """
-        if self.ln_dec is None:
-            raise ValueError("encode_and_restore needs a decoder (decoder_layers >= 1); this "
-                             "model restores hidden genes inside the encoder: use forward.")
         tokens = self._with_cls(self.gene_embed(visible_idx)
                                 + self._value_embedding(visible_idx,
                                                         visible_values.float().contiguous()))
-        hidden, _ = self._run_encoder(tokens, None, explicit=False)
-        return hidden, self._restore(self._decode(hidden_idx, hidden, None), hidden_idx)
+        n_keys = tokens.shape[1]
+        if self.ln_dec is not None:
+            hidden, _ = self._run_encoder(tokens, None, explicit=False)
+            return hidden, self._restore(self._decode(hidden_idx, hidden, None), hidden_idx)
+        queries = self.gene_embed(hidden_idx) + self.mask_token.to(tokens.dtype)
+        states, _ = self._run_encoder(torch.cat([tokens, queries], dim=1), None,
+                                      explicit=False, n_keys=n_keys)
+        return states[:, :n_keys], self._restore(states[:, n_keys:], hidden_idx)
 
     def pool(self, hidden: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
         """(B, L', D) -> (B, D): the CLS state, or the mean over non-pad tokens."""
@@ -271,12 +272,13 @@ class GeneTransformer(nn.Module):
                 pad: torch.Tensor, explicit: bool) -> tuple[torch.Tensor, list]:
         return self._run_encoder(*self._tokens(gene_idx, values, hide, pad), explicit)
 
-    def _run_encoder(self, tokens: torch.Tensor, keep: torch.Tensor | None,
-                     explicit: bool) -> tuple[torch.Tensor, list]:
-        """Tokens (B, L', D) and key mask (B, L') or None -> ln_f states, per-layer maps."""
+    def _run_encoder(self, tokens: torch.Tensor, keep: torch.Tensor | None, explicit: bool,
+                     n_keys: int | None = None) -> tuple[torch.Tensor, list]:
+        """Tokens (B, L', D), key mask (B, L') or None, or keys = the first `n_keys` tokens
+        -> ln_f states, per-layer attention maps (explicit only)."""
         x, maps = self.drop(tokens), []
         for block in self.blocks:
-            x, probs = block(x, keep, explicit)
+            x, probs = block(x, keep, explicit, n_keys)
             maps.append(probs)
         return self.ln_f(x), maps
 

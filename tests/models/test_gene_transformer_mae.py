@@ -46,9 +46,10 @@ def _split(x, missing, k=10, n_hidden=3):
     return gene_idx, x.gather(1, gene_idx), hide, pad
 
 
+@pytest.mark.parametrize("decoder_layers", [0, 1])
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
-def test_mae_path_restores_what_the_general_path_restores(pooling):
-    model = _model(replace(SMALL, pooling=pooling))
+def test_mae_path_restores_what_the_general_path_restores(pooling, decoder_layers):
+    model = _model(replace(SMALL, pooling=pooling, decoder_layers=decoder_layers))
     x, missing = _data()
     gene_idx, values, hide, pad = _split(x, missing)
     with torch.no_grad():
@@ -76,13 +77,6 @@ def test_embeddings_do_not_use_the_decoder():
     assert not any(k.startswith(("decoder.", "ln_dec.")) for k in without.state_dict())
 
 
-def test_encode_and_restore_needs_a_decoder():
-    model = GeneTransformer(20, replace(SMALL, decoder_layers=0))
-    idx = torch.zeros(2, 3, dtype=torch.long)
-    with pytest.raises(ValueError, match="decoder_layers"):
-        model.encode_and_restore(idx, torch.zeros(2, 3), idx)
-
-
 def _record_masks(monkeypatch) -> list:
     masks = []
     sdpa = attention.F.scaled_dot_product_attention
@@ -95,22 +89,25 @@ def _record_masks(monkeypatch) -> list:
     return masks
 
 
-def test_pretraining_passes_no_attention_mask(monkeypatch):
+@pytest.mark.parametrize("decoder_layers", [0, 2])
+def test_pretraining_passes_no_attention_mask(monkeypatch, decoder_layers):
     """The hot path: every SDPA call of a training step gets attn_mask=None."""
     x, missing = _data(B=8, G=30, p_missing=0.1)
-    objective = MaskedObjective(GeneTransformer(30, replace(SMALL, decoder_layers=2)))
+    config = replace(SMALL, decoder_layers=decoder_layers)
+    objective = MaskedObjective(GeneTransformer(30, config))
     objective.fit_data(x, missing)
     masks = _record_masks(monkeypatch)
     objective.train()(x, missing, torch.Generator().manual_seed(0)).loss.backward()
-    assert len(masks) == SMALL.n_layers + 2 and all(m is None for m in masks)
+    assert len(masks) == SMALL.n_layers + decoder_layers and all(m is None for m in masks)
 
 
-def test_models_without_a_decoder_keep_the_masked_path(monkeypatch):
-    x, missing = _data(B=8, G=30)
-    objective = MaskedObjective(GeneTransformer(30, replace(SMALL, decoder_layers=0)))
+def test_the_general_path_still_masks_keys(monkeypatch):
+    """Restore, impute and embed feed rows of unequal lengths: padding is masked there."""
+    objective = MaskedObjective(GeneTransformer(30, SMALL)).eval()
+    x, missing = _data(B=8, G=30, p_missing=0.3)
     masks = _record_masks(monkeypatch)
-    objective.train()(x, missing, torch.Generator().manual_seed(0))
-    assert len(masks) == SMALL.n_layers and all(m is not None for m in masks)
+    objective.restore(x, missing, ~missing & (torch.rand(x.shape) < 0.2))
+    assert len(masks) == SMALL.n_layers + 1 and all(m is not None for m in masks)
 
 
 def test_subsets_shrink_to_the_fewest_observed_genes_and_never_read_missing_cells():
@@ -134,7 +131,6 @@ def test_config_without_decoder_layers_is_a_model_from_before_the_decoder():
     del saved["decoder_layers"]
     assert GeneTransformerConfig.from_dict(saved).decoder_layers == 0
     assert GeneTransformerConfig.from_dict(asdict(SMALL)) == SMALL
-    assert GeneTransformerConfig().decoder_layers == 1
     with pytest.raises(ValueError, match="decoder_layers"):
         GeneTransformerConfig(decoder_layers=-1)
 

@@ -67,7 +67,7 @@ class MaskedObjective(Objective):
                                                genes_per_sample=256),
                 "base": GeneTransformerConfig(),
                 "corpus": GeneTransformerConfig(d_model=512, n_heads=8, n_layers=8, dropout=0.0,
-                                                genes_per_sample=2048, decoder_layers=2)}
+                                                genes_per_sample=2048)}
 
     def __init__(self, model: GeneTransformer, config: MaskedConfig | None = None):
         super().__init__()
@@ -81,15 +81,16 @@ class MaskedObjective(Objective):
                 generator: torch.Generator | None = None) -> LossOutput:
         """Masked MSE of `mask_ratio` of k observed genes per sample, restored from the rest.
 
-        With a decoder (MAE path): every sample gets the same k = min(genes_per_sample, fewest
-        observed genes of any sample in the batch) genes, drawn uniformly from its observed
-        ones, of which exactly round(mask_ratio * k) are hidden; equal counts leave no padding,
-        so attention runs without a mask. A sample with many missing genes shrinks the subsets
-        of its whole batch (drawing k per sample instead would need padding, hence a mask).
-        Without a decoder (older models) the padded, masked path of before runs.
+        Every sample gets the same k = min(genes_per_sample, fewest observed genes of any
+        sample in the batch) genes, drawn uniformly from its observed ones, of which exactly
+        round(mask_ratio * k) are hidden; equal counts leave no padding, so attention runs
+        without a mask (`GeneTransformer.encode_and_restore`). A sample with many missing
+        genes shrinks the subsets of its whole batch: drawing k per sample instead would need
+        padding, hence a mask. Before, k genes were drawn per sample, padded, and each hidden
+        with probability mask_ratio (`_masked_forward`, still used where k < 2).
         """
         k = self._genes_per_step(missing)
-        if self.encoder.config.decoder_layers == 0 or k < 2:
+        if k < 2:                                  # nothing to hide and keep: padded path
             return self._masked_forward(x, missing, generator)
         gene_idx, _ = sample_genes(missing, k, generator)   # (B, k) observed, random order
         n_hidden = hidden_count(k, self.encoder.config.mask_ratio)
