@@ -111,10 +111,10 @@ def evaluation_report(ws: Workspace, run: RunInfo) -> None:
                                  key=f"dl_{name}_{run.id}", icon=":material/download:")
 
 
-# Curves: one hue per SSL method (fine-tuned solid, frozen dotted), baselines dashed in their
-# own hues; Okabe-Ito first, so neighbouring lines never share a similar colour.
-_METHOD_HUES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#882255")
-_BASELINE_HUES = ("#000000", "#E69F00", "#999999", "#117733", "#AA4499", "#999933")
+# Curves: one hue per SSL method (fine-tuned solid, frozen dotted), baselines dashed in hues of
+# their own: the eight Okabe-Ito colours plus grey and brown, no two alike.
+_METHOD_HUES = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#332288", "#882255")
+_BASELINE_HUES = ("#000000", "#E69F00", "#999999", "#56B4E9", "#8C510A", "#F0E442")
 
 
 def distinct_curves(fig: go.Figure) -> go.Figure:
@@ -139,7 +139,7 @@ def distinct_curves(fig: go.Figure) -> go.Figure:
             trace.marker.color = color
     rows = -(-len(names) // 3)                                      # three entries a row
     fig.update_layout(height=460 + 24 * rows, margin={"b": 80 + 24 * rows},
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.16,
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.2,
                               "xanchor": "left", "x": 0, "entrywidth": 0.33,
                               "entrywidthmode": "fraction", "title": None})
     return fig

@@ -199,7 +199,7 @@ def test_gex_fit_and_predict(cohorts, tmp_path, capsys):
     model = tmp_path / "model"
     assert main(["fit", str(expr), "--clinical", str(clin), "--label", "cancer_type",
                  "--out", str(model)]) == 0
-    assert "predicts `cancer_type` (4 classes)" in capsys.readouterr().out
+    assert "predicts cancer_type (4 classes)" in capsys.readouterr().out
     out = tmp_path / "scores.csv"
     assert main(["predict", str(model), str(new_expr), "--out", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -122,7 +122,7 @@ class Predictor:
 
     @property
     def description(self) -> str:
-        what = (f"`{self.target['label']}` ({len(self.classes)} classes)"
+        what = (f"{self.target['label']} ({len(self.classes)} classes)"
                 if self.task == "classification" else "survival risk (Cox)")
         return (f"predicts {what} from the {self.features} of {len(self.genes):,} genes, "
                 f"fitted on {self.info.get('n_train', 0):,} samples")

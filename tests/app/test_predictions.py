@@ -207,6 +207,19 @@ def test_save_a_model_and_score_stored_cohorts(page, workspace_dir):
     assert metrics(page)["Flagged"] == "40"
     assert any("40 of 40 samples lie outside what the model saw" in w.value
                for w in page.warning)
+    # a Cox risk model: risk and a risk group cut at the training risks
+    page.selectbox(key="save_target").set_value("__survival__")
+    page.text_input(key="save_name").input("risk model")
+    (save,) = [b for b in page.button if b.label == "Save model"]
+    save.click()
+    run(page)
+    assert page.selectbox(key="score_model").value == ws.runs(kind="predictor")[0].id
+    page.selectbox(key="score_cohort").set_value(new_id)
+    run(page)
+    (table,) = [d.value for d in page.dataframe if "flag" in d.value.columns]
+    assert {"risk", "risk_group"} <= set(table.columns) and table["risk"].notna().all()
+    assert table["risk_group"].nunique() == 2
+    assert any(k.startswith("In the ") for k in metrics(page))
 
 
 def test_a_one_sample_class_is_reported(open_page, workspace_dir):
