@@ -137,10 +137,10 @@ def distinct_curves(fig: go.Figure) -> go.Figure:
         else:
             trace.line.color, trace.line.dash = color, dash
             trace.marker.color = color
-    rows = -(-len(names) // 3)                                      # three entries a row
+    rows = -(-len(names) // 2)                                      # two entries a row
     fig.update_layout(height=460 + 24 * rows, margin={"b": 80 + 24 * rows},
                       legend={"orientation": "h", "yanchor": "top", "y": -0.2,
-                              "xanchor": "left", "x": 0, "entrywidth": 0.33,
+                              "xanchor": "left", "x": 0, "entrywidth": 0.5,
                               "entrywidthmode": "fraction", "title": None})
     return fig
 
@@ -290,6 +290,7 @@ def score_patients(ws: Workspace, cohort_id: str, adata: AnnData,
         st.error(esc(err))
         return
     show_scores(result, models[model_id].name, cohorts[target].name)
+    share_panel(ws, "run", model_id, models[model_id].name)
 
 
 ws, cohort_id, adata = open_cohort_page("Predictions")

@@ -94,12 +94,13 @@ def test_cox_model_keeps_the_training_cutoffs(cohorts, tmp_path):
                   table["risk"].to_numpy()[known])
     assert c > 0.7, c
     (cut,) = model.risk_groups["thresholds"]
-    assert set(table["risk_group"]) == {"low", "high"}
-    assert (table["risk_group"] == "high").equals(table["risk"] > cut)
+    low, high = model.risk_groups["names"]
+    assert set(table["risk_group"]) == {low, high}
+    assert (table["risk_group"] == high).equals(table["risk"] > cut)
     # Scoring only high-risk patients keeps them all high: the cut is the training median,
     # not the scored cohort's.
-    high = new[(table["risk"] > cut).to_numpy()]
-    assert set(model.predict(high)["risk_group"]) == {"high"}
+    risky = new[(table["risk"] > cut).to_numpy()]
+    assert set(model.predict(risky)["risk_group"]) == {high}
     model.save(tmp_path / "risk")
     pd.testing.assert_frame_equal(Predictor.load(tmp_path / "risk").predict(new), table)
 
@@ -144,6 +145,11 @@ def test_too_few_shared_genes_are_flagged_and_none_refused(classifier, cohorts):
     table = model.predict(few)
     assert table["genes_measured"].between(0.2, 0.3).all()
     assert table["flag"].str.contains("of the model's genes measured").all()
+    blank = new[:5].copy()
+    blank.X[0] = np.nan                               # a sample with nothing measured
+    rows = model.predict(blank)
+    assert rows["predicted"].isna().iloc[0] and rows["predicted"].notna().iloc[1:].all()
+    assert rows["flag"].iloc[0].startswith("only 0% of the model's genes measured")
     other = new.copy()
     other.var_names = [f"X{i}" for i in range(other.n_vars)]
     with pytest.raises(GeneMismatchError, match="shares none of the model's 300 genes"):
@@ -207,6 +213,19 @@ def test_gex_fit_and_predict(cohorts, tmp_path, capsys):
     table = pd.read_csv(out, index_col="sample")
     assert list(table.index) == list(new.obs_names)
     assert (table["predicted"].to_numpy() == truth(new)).mean() > 0.9
+
+
+def test_gex_fit_survival_and_predict_risk_groups(cohorts, tmp_path, capsys):
+    train, new = cohorts
+    expr, clin = write_csv_pair(train, tmp_path, "train")
+    new_expr, _ = write_csv_pair(new, tmp_path, "new")
+    assert main(["fit", str(expr), "--clinical", str(clin), "--survival", "--groups",
+                 "tertiles", "--out", str(tmp_path / "risk")]) == 0
+    assert "survival risk (Cox)" in capsys.readouterr().out
+    out = tmp_path / "risk.csv"
+    assert main(["predict", str(tmp_path / "risk"), str(new_expr), "--out", str(out)]) == 0
+    table = pd.read_csv(out, index_col="sample")
+    assert table["risk_group"].nunique() == 3 and table["risk"].notna().all()
 
 
 def test_gex_predict_errors_are_one_line(classifier, cohorts, tmp_path, capsys):

@@ -175,9 +175,10 @@ class Predictor:
             return frame
         risk = np.full(adata.n_obs, np.nan)
         risk[rows] = (F - self.head["mean"]) / self.head["scale"] @ self.head["coef"]
-        group = np.searchsorted(self.risk_groups["thresholds"], risk[rows], side="left")
+        groups = _fitted_groups(self.risk_groups)
         names = np.full(adata.n_obs, None, dtype=object)
-        names[rows] = np.asarray(self.risk_groups["names"], dtype=object)[group]
+        if len(rows):
+            names[rows] = np.asarray(groups.names_, dtype=object)[groups.assign(risk[rows])]
         return pd.DataFrame({"risk": risk, "risk_group": names}, index=index)
 
     def _proba(self, F: np.ndarray) -> np.ndarray:
@@ -350,6 +351,17 @@ def _fit_cox(F: np.ndarray, y: np.ndarray, penalizer: float):
     cox = CoxHead(penalizer=penalizer).fit(F, y)
     head = {"mean": cox.mean_, "scale": cox.scale_, "coef": cox.coef_}
     return head, cox.predict_risk(F)
+
+
+def _fitted_groups(saved: dict):
+    """The `RiskGroups` of the training risks, as saved (thresholds, not refitted)."""
+    from gexcore.tasks.survival import RiskGroups
+
+    groups = RiskGroups(scheme=saved["scheme"])
+    groups.quantiles_ = np.asarray(saved["quantiles"], dtype=float)
+    groups.thresholds_ = np.asarray(saved["thresholds"], dtype=float)
+    groups.names_ = list(saved["names"])
+    return groups
 
 
 def _flag(measured: float, out_of_range: float) -> str:
