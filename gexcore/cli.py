@@ -375,8 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True,
                    help="checkpoint folder to write: new, empty, or a checkpoint to replace "
                         "(your own files in it are kept)")
-    p.add_argument("--preset", default=_FROM_CONFIG, choices=["auto", "small", "base"],
-                   help="model size: small for CPUs, base for GPUs (default: by device)")
+    p.add_argument("--preset", default=_FROM_CONFIG, choices=["auto", "small", "base", "corpus"],
+                   help="model size: small for CPUs, base for GPUs, corpus (transformer) for "
+                        "large corpora on a GPU (default: by device)")
     p.add_argument("--top-genes", type=int, default=_FROM_CONFIG,
                    help="keep the N most variable genes (fitted on this cohort; default: 500 "
                         "for the transformer, all genes for the MLP methods; 0 = all)")
@@ -446,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--finetune-lr", type=float, default=_FROM_CONFIG)
     g.add_argument("--no-finetune", dest="finetune", action="store_false", default=_FROM_CONFIG,
                    help="frozen encoders only")
-    g.add_argument("--preset", default=_FROM_CONFIG, choices=["small", "base"])
+    g.add_argument("--preset", default=_FROM_CONFIG, choices=["small", "base", "corpus"])
     g.add_argument("--top-genes", type=int, default=_FROM_CONFIG,
                    help="genes for baselines and MLP encoders (default all; the transformer "
                         "keeps 500)")
