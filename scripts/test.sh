@@ -10,4 +10,6 @@ if [ ! -x /usr/bin/chromium ]; then
     sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
   fi
 fi
-exec .venv/bin/python -m pytest "$@"
+# One worker per core (GEX_TEST_WORKERS overrides; 0 = in this process); a test module stays on
+# one worker, so its module-scoped fixtures (a trained model, a server) are built once.
+exec .venv/bin/python -m pytest -n "${GEX_TEST_WORKERS:-auto}" --dist loadfile "$@"
