@@ -10,16 +10,16 @@ st.set_page_config(page_title="GexScope", page_icon=":material/genetics:", layou
 identity = gate()                       # None until someone signs in
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
-    st.Page("pages/predictions.py", title="Predictions", icon=":material/target:"),
-    st.Page("pages/importance.py", title="Gene importance", icon=":material/bar_chart:"),
-    st.Page("pages/survival.py", title="Survival", icon=":material/monitor_heart:"),
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("views/data.py", title="Data", icon=":material/table_view:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page("views/predictions.py", title="Predictions", icon=":material/target:"),
+    st.Page("views/importance.py", title="Gene importance", icon=":material/bar_chart:"),
+    st.Page("views/survival.py", title="Survival", icon=":material/monitor_heart:"),
 ]
 if identity is None or identity.admin:  # signed out, no page runs: the list only keeps the URL
-    PAGES.append(st.Page("pages/admin.py", title="Admin", icon=":material/shield_person:"))
+    PAGES.append(st.Page("views/admin.py", title="Admin", icon=":material/shield_person:"))
 navigation = st.navigation(PAGES, position="sidebar" if identity else "hidden")
 if identity is None:
     sign_in()                           # the sign-in form instead of the page; stops the run

@@ -59,9 +59,9 @@ def sign_in() -> NoReturn:
 
 
 def current_identity() -> Identity:
-    """Who is signed in (LOCAL in local mode). A page reached without one (a deep link that
-    Streamlit serves from pages/ before any session ran app.py's navigation) shows the sign-in
-    form instead, and the run stops."""
+    """Who is signed in (LOCAL in local mode). Pages call it first, so a page run without one
+    shows the sign-in form instead and the run stops (app.py's gate comes first anyway: the
+    pages live in views/, where Streamlit never serves a file on its own)."""
     try:
         identity = _resolve()
     except ConfigError as err:
@@ -233,8 +233,7 @@ def _audit_once(identity: Identity) -> None:
 
 
 def _only_page(body, title: str) -> NoReturn:
-    """Run `body` as the app's single page, then stop: no page of the app is reachable and the
-    pages/ folder is never listed."""
+    """Run `body` as the app's single page, then stop: no page of the app is reachable."""
     st.navigation([st.Page(body, title=title, icon=":material/lock:", url_path="signin")],
                   position="hidden").run()
     st.stop()

@@ -100,7 +100,7 @@ def cohort_picker(ws: Workspace) -> None:
                           format_func=lambda i: cohorts[i].label)     # shows who shared it
     asked = st.query_params.get("cohort")
     if asked is not None and asked not in cohorts:
-        st.caption(f"No cohort {esc(asked)!r} here; showing {esc(cohorts[chosen].name)}.")
+        st.caption(f"No cohort '{esc(asked)}' here; showing {esc(cohorts[chosen].name)}.")
     if asked != chosen:
         st.query_params["cohort"] = chosen
 
@@ -198,23 +198,27 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def runs_frame(runs: list[RunInfo]) -> pd.DataFrame:
-    """One display row per run: name, status, started, duration, headline metrics, error."""
+def runs_frame(runs: list[RunInfo], cohort_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """One display row per run: name, cohort, status, started, job time (queue start to end,
+    with the worker's start-up), headline metrics, error."""
+    names = cohort_names or {}
     rows = []
     for run in runs:
+        cohort = str(run.params.get("cohort") or "")
         numbers = {k: v for k, v in run.metrics.items()          # the time is its own column
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seconds"}
         rows.append({
-            "run": run.name, "status": _STATUS_ICONS.get(run.status, run.status),
+            "run": run.name, "cohort": names.get(cohort, cohort),
+            "status": _STATUS_ICONS.get(run.status, run.status),
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started or
                                                                            run.created)),
-            "duration": (duration(run.elapsed_s)               # not for registered runs
+            "job time": (duration(run.elapsed_s)               # not for registered runs
                          if run.started and run.finished != run.started else ""),
             "metrics": " · ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v:,}"
                                   for k, v in numbers.items()),
             "error": run.error, "id": run.id})
-    return pd.DataFrame(rows, columns=["run", "status", "started", "duration", "metrics",
-                                       "error", "id"])
+    return pd.DataFrame(rows, columns=["run", "cohort", "status", "started", "job time",
+                                       "metrics", "error", "id"])
 
 
 def progress_text(run: RunInfo) -> str:

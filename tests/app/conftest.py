@@ -74,7 +74,7 @@ def ws(workspace_dir) -> Workspace:
 
 @pytest.fixture
 def open_page(workspace_dir) -> Callable[..., AppTest]:
-    """`open_page("pages/train.py", cohort_id=..., **session_state)`: run the app on that
+    """`open_page("views/train.py", cohort_id=..., **session_state)`: run the app on that
     page (with those widget values set first) and check it raised nothing."""
 
     def _open(page: str | None = None, *, cohort_id: str | None = None, **state) -> AppTest:

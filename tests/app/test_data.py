@@ -6,7 +6,7 @@ from gexcore import keys
 from gexcore.data.validate import describe
 from tests.app.conftest import unescaped
 
-DATA = "pages/data.py"
+DATA = "views/data.py"
 
 
 def _metrics(at) -> dict[str, str]:
@@ -134,7 +134,7 @@ def test_user_names_are_shown_as_typed_never_as_markdown(open_page, ws):
 
     evil = "![b](http://127.0.0.1:9/beacon.png) **bold** <img src=x>"
     cohort_id = ws.add_cohort(load_demo("tissue"), evil)
-    for page in (DATA, "pages/train.py", "pages/embeddings.py", "pages/predictions.py"):
+    for page in (DATA, "views/train.py", "views/embeddings.py", "views/predictions.py"):
         at = open_page(page, cohort_id=cohort_id)
         shown = [e.value for kind in ("markdown", "caption", "subheader", "success", "info",
                                       "warning", "error") for e in at.get(kind)]

@@ -21,7 +21,7 @@ from gexcore.workspace.store import map_name
 from tests.app.conftest import unescaped, wait_for_run
 from ui.common import selected_rows
 
-EMBED = "pages/embeddings.py"
+EMBED = "views/embeddings.py"
 
 
 def _traces(at) -> list[dict]:

@@ -16,7 +16,7 @@ from gexcore.workspace import open_workspace
 from tests.app.conftest import keyed
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGE = "pages/importance.py"
+PAGE = "views/importance.py"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from gexcore.explore.planted import planted_genes
 from gexcore.data.demo import assets_dir
 from tests.app.conftest import unescaped
 
-PAGE = "pages/overview.py"
+PAGE = "views/overview.py"
 
 
 @pytest.fixture(scope="module")

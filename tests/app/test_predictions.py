@@ -18,7 +18,7 @@ from gexcore.workspace import open_workspace
 from tests.app.conftest import keyed, run_page, unescaped
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGE = "pages/predictions.py"
+PAGE = "views/predictions.py"
 
 
 @pytest.fixture(scope="module")

@@ -31,9 +31,8 @@ def password_app(workspace_dir, monkeypatch) -> AppTest:
 
 
 def _run_app(at: AppTest) -> AppTest:
-    """Rerun through app.py, as a browser does. AppTest reruns the current page's file alone
-    (it treats pages/ as an old-style pages folder), so it is sent to the main page, which
-    app.py's navigation resolves to the default page."""
+    """Rerun on the app's default page, as a browser opening the root URL does (AppTest
+    otherwise reruns the page it was last switched to)."""
     at._page_hash = at._finished_page_script_hash = ""
     at.run()
     assert not at.exception, at.exception
@@ -80,8 +79,8 @@ def test_wrong_password_is_refused_and_the_right_one_opens_the_own_workspace(pas
     assert (workspace_dir / "alice" / "workspace.sqlite").exists()
     assert not (workspace_dir / "default").exists()
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page("pages/admin.py")                      # alice is no admin: not listed
-    at.switch_page("pages/train.py")                          # navigation keeps the identity
+        at.switch_page("views/admin.py")                      # alice is no admin: not listed
+    at.switch_page("views/train.py")                          # navigation keeps the identity
     at.run()
     assert at.title[0].value == "Train" and not _on_sign_in_form(at)
     events = [(e["event"], e["user"]) for e in audit.read(workspace_dir)]
@@ -135,7 +134,7 @@ def test_admins_get_the_admin_page_with_the_audit_log(password_app):
     at = password_app
     _run_app(at)
     _submit(at, "root", "root-password-1")
-    at.switch_page("pages/admin.py")
+    at.switch_page("views/admin.py")
     at.run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Admin"
@@ -152,7 +151,7 @@ def test_the_admin_page_lists_every_users_jobs_and_cancels_one(password_app, wor
         run_id = submit(bob, SleepJob(name="bob's <b>sleep</b>"), threads=1)
         _run_app(at)
         _submit(at, "root", "root-password-1")
-        at.switch_page("pages/admin.py")
+        at.switch_page("views/admin.py")
         at.run()
         jobs = at.dataframe[0].value
         assert jobs[["user", "job", "state"]].values.tolist() == [

@@ -15,7 +15,7 @@ from gexcore.explore.features import EXPRESSION
 from tests.app.conftest import keyed, run_page, unescaped
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGE = "pages/survival.py"
+PAGE = "views/survival.py"
 
 
 @pytest.fixture(scope="module")

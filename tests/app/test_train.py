@@ -11,7 +11,7 @@ from gexcore.workspace import PretrainJob, submit
 from gexcore.workspace.runs import insert_run, update_run
 from tests.app.conftest import unescaped, wait_for_run
 
-TRAIN = "pages/train.py"
+TRAIN = "views/train.py"
 
 
 def _table(at):
@@ -23,7 +23,8 @@ def test_form_shows_current_cohort_and_the_demo_run(open_page, tiny_id):
     assert at.title[0].value == "Train"
     assert "tiny (60 x 40) [simulated]" in unescaped(at.markdown[0].value)
     assert [t.label for t in at.tabs] == ["Pretrain an encoder", "Evaluate heads"]
-    assert "transformer (shipped demo model)" in set(_table(at)["run"])
+    runs = _table(at).set_index("run")
+    assert runs.loc["transformer (shipped demo model)", "cohort"] == "Simulated pan-cancer (demo)"
     assert any(s.value == "Evaluation runs" for s in at.subheader)
     assert "Start evaluation" in [b.label for b in at.button]       # the evaluate tab's form
     evaluations = at.dataframe[1].value                             # the evaluate history

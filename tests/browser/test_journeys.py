@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -88,6 +88,30 @@ def _upload(page: Page, expression, clinical) -> None:
     expect(page.get_by_role("heading", name="Validation report").first).to_be_visible()
     inputs.nth(1).set_input_files(clinical)
     expect(page.get_by_text("matched clinical rows").first).to_be_visible()
+
+
+def test_a_bookmark_opened_first_on_a_fresh_server_shows_the_whole_app(browser, tmp_path):
+    """/embeddings before any session ran: the full app (navigation, cohort picker, the
+    page), not a list of files; a bad cohort in the URL is answered with one line."""
+    with streamlit_server(tmp_path / "ws", tmp_path / "streamlit.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        try:
+            page.goto(f"{url}/embeddings?cohort=no-such-cohort")
+            expect(page.get_by_role("heading", name="Embeddings", exact=True)).to_be_visible(
+                timeout=180_000)
+            nav = page.get_by_test_id("stSidebarNav")
+            expect(nav.get_by_role("link")).to_have_text(             # icon name, then title
+                [re.compile(f"{title}$") for title in (
+                    "Overview", "Data", "Train", "Embeddings", "Predictions", "Gene importance",
+                    "Survival", "Admin")])
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar.get_by_role("combobox", name="Cohort")).to_have_value(
+                re.compile("^Simulated pan-cancer"))
+            expect(sidebar.get_by_text("No cohort 'no-such-cohort' here")).to_be_visible()
+            assert "Traceback" not in page.content()
+        finally:
+            context.close()
 
 
 def test_a_clinician_sees_the_overview_without_a_click(browser, server_url):

@@ -15,7 +15,7 @@ WAIT = 120_000          # ms: the first visit adds the demo and fits the models
 
 def open_from_sidebar(page: Page, title: str) -> None:
     links = page.locator('[data-testid="stSidebarNavLink"]')
-    # Until app.py has run st.navigation, Streamlit lists the files of pages/; wait for ours.
+    # The first visit adds the demo; the navigation appears once app.py has run.
     expect(links.filter(has_text="Gene importance")).to_be_visible(timeout=WAIT)
     links.filter(has_text=title).first.click()
     expect(page.get_by_role("heading", name=title).first).to_be_visible(timeout=WAIT)

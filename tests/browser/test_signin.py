@@ -112,15 +112,15 @@ def _open(browser, url: str) -> Page:
 
 
 def test_a_deep_link_on_a_fresh_server_still_asks_to_sign_in(browser, password_app):
-    """Before any session ran app.py's st.navigation, Streamlit serves a file of pages/ itself
-    (here pages/admin.py, without app.py): the page's own current_identity() must stop it."""
+    """A bookmark of the admin page, opened before any session ran: app.py's gate asks to sign
+    in first, and a user who is no admin never gets the page (the app's default instead)."""
     url, _ = password_app
     page = _open(browser, f"{url}/admin")
     try:
         expect(page.get_by_role("textbox", name="Password")).to_be_visible(timeout=90_000)
         expect(page.get_by_role("heading", name="Audit log")).to_have_count(0)
         _sign_in(page, "bob", PASSWORDS["bob"])                    # bob is no admin
-        expect(page.get_by_text("This page is for admins.")).to_be_visible()
+        expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
         expect(page.get_by_role("heading", name="Audit log")).to_have_count(0)
     finally:
         page.context.close()

@@ -67,7 +67,7 @@ def map_panel(ws: Workspace, cohort_id: str, adata, runs: list[RunInfo], label: 
     fig.update_layout(height=380, margin={"t": 30, "b": 10})
     st.plotly_chart(fig, key="overview_map", theme=None)
     st.caption(f"UMAP of {what}, coloured by {esc(label) if label else 'nothing'}.")
-    link("pages/embeddings.py", "Explore the map: select, compare, annotate")
+    link("views/embeddings.py", "Explore the map: select, compare, annotate")
 
 
 def survival_panel(ws: Workspace, cohort_id: str, adata, runs: list[RunInfo]) -> None:
@@ -93,7 +93,7 @@ def survival_panel(ws: Workspace, cohort_id: str, adata, runs: list[RunInfo]) ->
                f"training risks; {viz.format_p(comparison.km.logrank_p)} (log-rank); hazard "
                f"ratio {esc(high.name)} vs {esc(comparison.reference)} {high['hr']:.2f} "
                f"(95% CI {high['hr_lower']:.2f}-{high['hr_upper']:.2f}).")
-    link("pages/survival.py", "Split survival by risk, a clinical column or a gene")
+    link("views/survival.py", "Split survival by risk, a clinical column or a gene")
 
 
 def genes_panel(ws: Workspace, cohort_id: str, adata, label: str | None) -> None:
@@ -110,7 +110,7 @@ def genes_panel(ws: Workspace, cohort_id: str, adata, label: str | None) -> None
                  column_config={"top genes": st.column_config.TextColumn(width="large")})
     st.caption(f"Each class against the other samples: the {MARKERS} genes most higher "
                "in it (Welch t, Benjamini-Hochberg q < 0.05) on the log2 scale.")
-    link("pages/importance.py", "What the encoders look at: attention and integrated gradients")
+    link("views/importance.py", "What the encoders look at: attention and integrated gradients")
 
 
 def evaluation_panel(ws: Workspace, cohort_id: str) -> None:
@@ -119,7 +119,7 @@ def evaluation_panel(ws: Workspace, cohort_id: str) -> None:
     if not reports:
         st.info("No evaluation of this cohort yet: run one on the **Train** page (encoders "
                 "against baselines at 1-100% labels).")
-        link("pages/train.py", "Train and evaluate")
+        link("views/train.py", "Train and evaluate")
         return
     try:
         report = load_report(ws, reports[0])
@@ -136,7 +136,7 @@ def evaluation_panel(ws: Workspace, cohort_id: str) -> None:
                      "seeds).")
     st.caption(f"From {esc(reports[0].name)}: the best encoder at the fewest and at all "
                "labels, beside the strongest baseline at the same labels.")
-    link("pages/predictions.py", "All curves, confusion matrices and predictions")
+    link("views/predictions.py", "All curves, confusion matrices and predictions")
 
 
 ws, cohort_id, adata = open_cohort_page("Overview")

@@ -101,7 +101,7 @@ def current_tab(ws) -> None:
     if st.session_state.pop("data_saved", None) == cohort_id:
         st.success(f"Saved **{esc(info.name)}** to your workspace; it is now the current cohort. "
                    "Next: pretrain an encoder on it.", icon=":material/check_circle:")
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
     st.subheader(esc(info.name))
     st.caption(f"{info.n_obs:,} samples x {info.n_vars:,} genes · added "
                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(info.created))} · switch "

@@ -104,7 +104,9 @@ def run_detail(ws: Workspace, run: RunInfo) -> None:
         cells[0].metric("Best validation loss", f"{best:.4g}" if best is not None else "n/a")
         cells[1].metric("Epochs", m.get("epochs", "n/a"))
         cells[2].metric("Embedding size", m.get("dim", "n/a"))
-        cells[3].metric("Training time", duration(m["seconds"]) if m.get("seconds") else "n/a")
+        cells[3].metric("Training time", duration(m["seconds"]) if m.get("seconds") else "n/a",
+                        help="The training loop alone; the job time in the table adds the "
+                             "worker's start-up.")
         if history := loss_history(ws, run):
             st.plotly_chart(viz.loss_curve(history, title=f"Loss of {run.name}"),
                             key=f"loss_{run.id}", theme=None)
@@ -124,9 +126,14 @@ def run_history(ws: Workspace, kind: str) -> None:
     if not runs:
         st.caption(f"No finished {kind} runs yet.")
         return
-    st.dataframe(runs_frame(runs), hide_index=True, key=f"runs_table_{kind}",
+    cohorts = {c.id: c.name for c in ws.cohorts()}
+    st.dataframe(runs_frame(runs, cohorts), hide_index=True, key=f"runs_table_{kind}",
                  column_config={"error": st.column_config.TextColumn("error", width="medium"),
-                                "id": st.column_config.TextColumn("run id")})
+                                "id": st.column_config.TextColumn("run id"),
+                                "job time": st.column_config.TextColumn(
+                                    "job time", help="From the job's start to its end, with "
+                                    "the worker's start-up (imports, reading the cohort); "
+                                    "a run's details show the training time alone.")})
     by_id = {r.id: r for r in runs}
     # Keyed by the newest run, so a new run shows its details at once.
     picked = st.selectbox("Run details", list(by_id), key=f"run_detail_{kind}_{runs[0].id}",
