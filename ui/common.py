@@ -243,6 +243,22 @@ def progress_text(run: RunInfo) -> str:
 
 
 @st.fragment(run_every=2)
+def start_job(ws: Workspace, job, then: str) -> str | None:
+    """Queue a job from a form: its run id, or None after showing why it was refused (a
+    limit, bad settings). `then` says where its result will appear."""
+    from gexcore.errors import GexError
+    from gexcore.workspace import submit
+
+    try:
+        run_id = submit(ws, job)
+    except GexError as err:
+        st.error(esc(err))
+        return None
+    st.success(f"Started **{esc(ws.run(run_id).name)}** in the background; {then}",
+               icon=":material/rocket:")
+    return run_id
+
+
 def job_panel(ws: Workspace, kind: str, detail=None, *, key: str = "") -> None:
     """Active runs of `kind` with a progress bar (and `detail(run)` under each); reruns the
     whole page once one of them finishes, so tables and pickers below catch up."""

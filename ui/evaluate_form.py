@@ -8,11 +8,10 @@ from dataclasses import replace
 import streamlit as st
 
 from gexcore.data.rules import label_columns
-from gexcore.errors import GexError
 from gexcore.evaluate.config import ALL_FRACTIONS, QUICK_EVAL, EvalConfig
 from gexcore.models.methods import method_info
-from gexcore.workspace import EvaluateJob, RunInfo, Workspace, cancel, submit
-from ui.common import current_workspace, esc, job_panel, load_cohort
+from gexcore.workspace import EvaluateJob, RunInfo, Workspace, cancel
+from ui.common import current_workspace, esc, job_panel, load_cohort, start_job
 
 TASKS = {"classification": "Classification (a label column)",
          "survival": "Survival (obs time / event)",
@@ -63,16 +62,10 @@ def evaluate_form(ws: Workspace, cohort_id: str, *, key: str = "evaluate") -> No
                                          seeds=int(seeds), pretrain_epochs=int(pretrain_epochs),
                                          finetune_epochs=int(finetune_epochs),
                                          finetune=bool(finetune)))
-        try:
-            if not fractions:
-                raise GexError("pick at least one labelled fraction.")
-            run_id = submit(ws, job)
-        except GexError as err:
-            st.error(esc(err))
+        if not fractions:
+            st.error("Pick at least one labelled fraction.")
         else:
-            st.success(f"Started **{esc(ws.run(run_id).name)}** in the background; its report "
-                       "appears under Evaluation reports when it is done.",
-                       icon=":material/rocket:")
+            start_job(ws, job, "its report appears under Evaluation reports when it is done.")
     job_panel(ws, "evaluate", _cancel_button, key=key)
 
 

@@ -8,14 +8,21 @@ from dataclasses import fields
 import streamlit as st
 
 from gexcore import viz
-from gexcore.errors import GexError
 from gexcore.models.methods import METHODS as METHOD_NAMES
 from gexcore.models.methods import method_info
 from gexcore.train.config import TrainConfig
-from gexcore.workspace import PretrainJob, RunInfo, Workspace, cancel, submit
+from gexcore.workspace import PretrainJob, RunInfo, Workspace, cancel
 from gexcore.workspace.losslog import loss_history
 from gexcore.workspace.pretrain import DEFAULT_TOP_GENES
-from ui.common import current_cohort_id, current_workspace, duration, esc, job_panel, runs_frame
+from ui.common import (
+    current_cohort_id,
+    current_workspace,
+    duration,
+    esc,
+    job_panel,
+    runs_frame,
+    start_job,
+)
 from ui.evaluate_form import evaluate_form
 from ui.sharing import share_panel
 
@@ -66,14 +73,7 @@ def pretrain_form(ws: Workspace, cohort_id: str) -> None:
         job = PretrainJob(cohort=cohort_id, method=method, preset=preset, name=name.strip(),
                           top_genes=None if top_genes is None else int(top_genes),
                           train=TrainConfig(epochs=int(epochs), seed=int(seed)))
-        try:
-            run_id = submit(ws, job)
-        except GexError as err:
-            st.error(esc(err))
-        else:
-            st.success(f"Started **{esc(ws.run(run_id).name)}** in the background; it keeps "
-                       "running if you leave this page or close the browser.",
-                       icon=":material/rocket:")
+        start_job(ws, job, "it keeps running if you leave this page or close the browser.")
 
 
 def live_detail(run: RunInfo) -> None:
