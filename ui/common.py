@@ -16,7 +16,7 @@ from anndata import AnnData
 from gexcore import keys
 from gexcore.data import ValidationReport, load_demo
 from gexcore.data.validate import describe
-from gexcore.explore.features import EXPRESSION_TOP_GENES
+from gexcore.explore.features import EXPRESSION, EXPRESSION_TOP_GENES
 from gexcore.workspace import RunInfo, Workspace, open_workspace, recover
 from gexcore.workspace.demo import ensure_demo
 from gexcore.workspace.identity import default_base
@@ -60,19 +60,41 @@ def demo_ids(ws: Workspace) -> tuple[str, list[str]]:
     return _open(str(ws.root.parent), ws.user)[1:]
 
 
+def cache_scope(ws: Workspace, cohort_id: str, *sources: str) -> tuple[str, str, tuple[str, ...]]:
+    """(workspace root, cohort id, sources) to compute a cached result of a cohort in: the
+    owner's workspace when the cohort and every source run are one owner's, shared with `ws`
+    (the demo: computed once for every user, not once per user), else `ws` itself. Sources
+    that are not runs (EXPRESSION) pass through."""
+    root, local = ws.locate("cohort", cohort_id)
+    runs = [ws.locate("run", s) if s != EXPRESSION else (root, s) for s in sources]
+    if root == ws.root or any(r != root for r, _ in runs):
+        return str(ws.root), cohort_id, tuple(sources)
+    return str(root), local, tuple(s for _, s in runs)
+
+
+def scoped(ws: Workspace, cohort_id: str, *sources: str) -> tuple[str, ...]:
+    """`cache_scope` flattened for a cached function's leading (root, cohort, *sources)."""
+    root, cohort, local = cache_scope(ws, cohort_id, *sources)
+    return (root, cohort, *local)
+
+
+def cohort_key(ws: Workspace, cohort_id: str) -> str:
+    """What a cache of a cohort's results is keyed by: its stored file (the owner's for a
+    shared cohort, so the demo is computed once for every user, not once per user) and that
+    file's version. Only a workspace allowed to read the cohort can compute the key."""
+    path = ws.cohort_path(cohort_id)
+    return f"{path}@{path.stat().st_mtime_ns}"
+
+
 @st.cache_resource(show_spinner="Loading cohort...", max_entries=8)
-def _load(root: str, cohort_id: str) -> AnnData:
-    return Workspace(root).load_cohort(cohort_id)
+def _load(key: str, _ws: Workspace, _cohort_id: str) -> AnnData:
+    return _ws.load_cohort(_cohort_id)
 
 
 def load_cohort(ws: Workspace, cohort_id: str) -> AnnData:
-    """A stored cohort, cached across reruns and sessions; treat it as read-only."""
-    return _load(str(ws.root), cohort_id)
-
-
-def reload_cohort(ws: Workspace, cohort_id: str) -> None:
-    """Forget the cached copy of a cohort whose stored file changed (a saved annotation)."""
-    _load.clear(str(ws.root), cohort_id)
+    """A stored cohort, cached across reruns, sessions and the users it is shared with; treat
+    it as read-only. A rewritten file (a saved annotation) is read again."""
+    return _load(cohort_key(ws, cohort_id), ws, cohort_id)
 
 
 @st.cache_resource(show_spinner="Loading demo cohort...")

@@ -40,7 +40,7 @@ from ui.common import (
     is_simulated,
     job_panel,
     load_cohort,
-    reload_cohort,
+    scoped,
     selected_rows,
     simulated_banner,
 )
@@ -86,7 +86,7 @@ def prediction_colour(ws: Workspace, adata, cohort_id: str, source: str, cell) -
     target = cell.selectbox("Predict", targets, key=f"emb_predict_{cohort_id}",
                             format_func=lambda t: "survival risk (Cox)" if t == RISK else t)
     try:
-        result = predictions(str(ws.root), cohort_id, source, target)
+        result = predictions(*scoped(ws, cohort_id, source), target)
     except GexError as err:
         st.error(esc(err))
         return Colour()
@@ -219,7 +219,7 @@ def gene_set_colour(ws: Workspace, cohort_id: str, cell) -> Colour:
     try:
         sets = gene_sets(data, upload.name if upload is not None else "pasted gene sets")
         name = cell.selectbox("Gene set", list(sets), key=f"emb_gene_set_{cohort_id}")
-        scores, n = set_scores(str(ws.root), cohort_id, tuple(sets[name]), name)
+        scores, n = set_scores(*scoped(ws, cohort_id), tuple(sets[name]), name)
     except GexError as err:
         st.error(esc(err))
         return Colour()
@@ -330,7 +330,7 @@ def de_section(ws: Workspace, obs: pd.DataFrame, cohort_id: str, rows: np.ndarra
         st.caption("Choose the value that defines the reference group.")
         return
     try:
-        table, attrs = de_table(str(ws.root), cohort_id, tuple(map(int, rows)),
+        table, attrs = de_table(*scoped(ws, cohort_id), tuple(map(int, rows)),
                                 None if reference is None else tuple(map(int, reference)))
     except GexError as err:
         st.error(esc(err))
@@ -386,7 +386,6 @@ def annotation_form(ws: Workspace, info, rows: np.ndarray) -> None:
             except GexError as err:
                 st.error(esc(err))
                 return
-            reload_cohort(ws, info.id)                      # the next run reads the new column
             st.success(f"Saved {len(rows):,} sample(s) as column **{esc(column.strip())}**; "
                        "colour the map by it under Clinical column.")
 

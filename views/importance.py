@@ -20,7 +20,7 @@ from gexcore.explore.planted import planted_hits
 from gexcore.models.encoder import Encoder
 from gexcore.models.methods import methods_with
 from gexcore.workspace import RunInfo, Workspace
-from ui.common import esc, is_simulated, load_cohort, open_cohort_page
+from ui.common import esc, is_simulated, load_cohort, open_cohort_page, scoped
 
 ALL = "All classes"
 MODES = {"rollout": "Attention rollout (all layers)", "cls": "CLS attention (last layer)"}
@@ -179,7 +179,8 @@ with left:
                        "a class decision.")
 with right:
     try:
-        result = attributions(str(ws.root), cohort_id, run_id, label,
+        scope = scoped(ws, cohort_id, run_id) if run_id else (*scoped(ws, cohort_id), None)
+        result = attributions(*scope, label,
                               None if which == SUBSET else tuple(int(r) for r in rows), size)
     except GexError as err:
         st.error(esc(err))

@@ -19,7 +19,7 @@ from gexcore.explore.maps import cohort_map
 from gexcore.explore.reports import load_report, report_runs
 from gexcore.explore.survival import compare_groups, risk_groups
 from gexcore.workspace import RunInfo, Workspace
-from ui.common import esc, is_simulated, load_cohort, open_cohort_page
+from ui.common import esc, is_simulated, load_cohort, open_cohort_page, scoped
 
 MARKERS = 3                     # genes per class: they fit the table's width
 
@@ -78,7 +78,7 @@ def survival_panel(ws: Workspace, cohort_id: str, adata, runs: list[RunInfo]) ->
         return
     source = runs[0].id if runs else EXPRESSION
     try:
-        result = overview_risk(str(ws.root), cohort_id, source, times[0], events[0])
+        result = overview_risk(*scoped(ws, cohort_id, source), times[0], events[0])
         comparison = compare_groups(risk_groups(result),
                                     time_unit=time_unit(adata.uns, times[0])[0])
     except GexError as err:
@@ -101,7 +101,7 @@ def genes_panel(ws: Workspace, cohort_id: str, adata, label: str | None) -> None
     if not label:
         st.info("Marker genes are found per class; this cohort has no label column.")
         return
-    table = markers(str(ws.root), cohort_id, label)
+    table = markers(*scoped(ws, cohort_id), label)
     if table.empty:
         st.info(f"No {esc(label)} class has two or more samples on each side to compare.")
         return

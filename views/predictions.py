@@ -27,6 +27,7 @@ from ui.common import (
     esc,
     load_cohort,
     open_cohort_page,
+    scoped,
     source_name,
     source_note,
 )
@@ -311,7 +312,7 @@ else:
     if note := left_out_note(left_out_classes(adata.obs, label)):
         st.info(esc(note), icon=":material/info:")
     try:
-        result = probe(str(ws.root), cohort_id, source, label, int(seed))
+        result = probe(*scoped(ws, cohort_id, source), label, int(seed))
     except GexError as err:
         st.error(esc(err))
     else:

@@ -30,7 +30,7 @@ from gexcore.explore.survival import (
     risk_groups,
 )
 from gexcore.workspace import Workspace
-from ui.common import esc, load_cohort, open_cohort_page, source_name
+from ui.common import esc, load_cohort, open_cohort_page, scoped, source_name
 
 GROUP_BY = {"risk": "Predicted risk", "clinical": "Clinical column", "gene": "Gene expression"}
 RISK_SCHEMES = {"median": "Median (2 groups)", "tertiles": "Tertiles (3)",
@@ -111,10 +111,10 @@ def by_risk(ws: Workspace, cohort_id: str, adata, time: str, event: str):
                                 format_func=lambda s: source_name(runs, s))
     seed = int(cells[1].number_input("Split seed", 0, 10_000, 0, key="surv_seed"))
     scheme, cuts = risk_scheme()
-    result = risk(str(ws.root), cohort_id, source, time, event, seed)
+    result = risk(*scoped(ws, cohort_id, source), time, event, seed)
     subset = type_filter(adata, result, cohort_id)
     if subset is not None:
-        result = risk(str(ws.root), cohort_id, source, time, event, seed, subset)
+        result = risk(*scoped(ws, cohort_id, source), time, event, seed, subset)
     what = f"{subset[1]} only" if subset else "all samples"
     return (risk_groups(result, scheme, cuts), f"Held-out samples by predicted risk ({what})",
             result)

@@ -381,6 +381,12 @@ class Workspace:
             raise InputError(f"workspace {self.user!r} has no {kind} {value!r}.")
         return Workspace(self.root.parent / owner), item
 
+    def locate(self, kind: str, value: str) -> tuple[Path, str]:
+        """(workspace root, id there) of a cohort or run this workspace may read: its own, or
+        the owner's for a shared one (InputError when not shared with it)."""
+        shared = self._owner_of(kind, value)
+        return (self.root, value) if shared is None else (shared[0].root, shared[1])
+
     def _refuse_shared(self, kind: str, value: str, action: str) -> None:
         if (shared := self._owner_of(kind, value)) is not None:
             raise InputError(f"{kind} {value!r} is shared read-only by {shared[0].user}; only "
