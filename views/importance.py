@@ -4,6 +4,8 @@ with a check against the planted modules on simulated cohorts and CSV export."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -20,7 +22,8 @@ from gexcore.explore.planted import planted_hits
 from gexcore.models.encoder import Encoder
 from gexcore.models.methods import methods_with
 from gexcore.workspace import RunInfo, Workspace
-from ui.common import esc, is_simulated, load_cohort, open_cohort_page, scoped
+from gexcore.workspace.sharing import DEMO_OWNER
+from ui.common import cache_scope, esc, is_simulated, load_cohort, open_cohort_page, scoped
 
 ALL = "All classes"
 MODES = {"rollout": "Attention rollout (all layers)", "cls": "CLS attention (last layer)"}
@@ -46,6 +49,9 @@ def attributions(root: str, cohort_id: str, run_id: str | None, label: str,
 
 def attention_scores(ws: Workspace, run_id: str, cohort_id: str, adata, mode: str,
                      rows: np.ndarray) -> np.ndarray:
+    root, cohort_id, (run_id,) = cache_scope(ws, cohort_id, run_id)
+    if Path(root).name == DEMO_OWNER:       # the shipped demo's: stored once for every user
+        ws = Workspace(root)
     with st.spinner(f"Attention of {len(rows)} samples (stored, so this happens once)..."):
         return stored_attention(ws, run_id, cohort_id, adata, mode=mode, rows=rows,
                                 load_encoder=lambda: load_encoder(str(ws.root), run_id))

@@ -78,8 +78,10 @@ def test_demo_shows_attention_and_gradients_without_clicks(demo):
     assert len([c for c in at.get("plotly_chart") if "imp_" in c.proto.id]) == 2
     ig_caption = [c.value for c in at.caption if c.value.startswith("Method:")]
     assert "logistic regression" in ig_caption[0] and "fallback" in ig_caption[0]
-    stored = list((ws.root / "arrays" / run_id).glob("attention-*.npy"))
+    demo_root, local_run = ws.locate("run", run_id)           # the demo's: stored once for all
+    stored = list((demo_root / "arrays" / local_run).glob("attention-*.npy"))
     assert len(stored) == 1                                   # rollout of 240 samples
+    assert not (ws.root / "arrays" / run_id).exists()
     assert np.load(stored[0]).shape == (240, 500)
 
 
@@ -107,7 +109,8 @@ def test_cls_mode_is_stored_and_reruns_never_recompute(demo, monkeypatch):
     at.radio(key="imp_mode").set_value("cls")
     run(at)
     assert len(table(at, "imp_attention_table")) == 200
-    assert len(list((ws.root / "arrays" / run_id).glob("attention-*.npy"))) >= 2
+    demo_root, local_run = ws.locate("run", run_id)
+    assert len(list((demo_root / "arrays" / local_run).glob("attention-*.npy"))) >= 2
 
     def boom(*args, **kwargs):
         raise AssertionError("attention was recomputed")
