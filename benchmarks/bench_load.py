@@ -23,8 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gexcore.workspace.accounts import Accounts  # noqa: E402
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from playwright.async_api import Error as PlaywrightError
+
+from gexcore.workspace.accounts import Accounts
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 PAGES = ["Overview", "Data", "Train", "Embeddings", "Predictions", "Gene importance", "Survival"]
 SETTLED = "[data-testid=stApp][data-test-script-state=notRunning]"
@@ -39,9 +41,11 @@ async def _settle(page, heading: str) -> None:
 
 
 async def _user(browser, url: str, name: str, password: str, until: float,
-                rng: random.Random, log: list[tuple[str, str, float, str]]) -> None:
-    """One user's session: sign in, then click pages until `until`; appends
+                rng: random.Random, log: list[tuple[str, str, float, str]],
+                delay: float = 0.0) -> None:
+    """One user's session: after `delay` s, sign in, then click pages until `until`; appends
     (user, page, seconds, error) rows."""
+    await asyncio.sleep(delay)
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(PAGE_TIMEOUT_MS)
     page = await context.new_page()
@@ -53,7 +57,7 @@ async def _user(browser, url: str, name: str, password: str, until: float,
             await page.get_by_role("textbox", name="Password").fill(password)
             await page.get_by_role("button", name="Sign in").click()
             await _settle(page, "Overview")
-        except Exception as err:                    # counted, and this user stops
+        except PlaywrightError as err:               # counted, and this user stops
             log.append((name, "sign-in", time.perf_counter() - t0, _why(err)))
             return
         log.append((name, "sign-in", time.perf_counter() - t0, ""))
@@ -70,7 +74,7 @@ async def _user(browser, url: str, name: str, password: str, until: float,
                     error = "error box"
                 elif await page.get_by_role("textbox", name="Password").count():
                     error = "signed out"
-            except Exception as err:                # a timeout: the page never settled
+            except PlaywrightError as err:           # a timeout: the page never settled
                 error = _why(err)
             log.append((name, target, time.perf_counter() - t0, error))
             await asyncio.sleep(rng.uniform(0.5, 2.0))          # a user reading the page
@@ -82,15 +86,16 @@ def _why(err: Exception) -> str:
     return f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
 
 
-async def _run(url: str, users: dict[str, str], seconds: float) -> list:
+async def _run(url: str, users: dict[str, str], seconds: float, ramp: float) -> list:
     from playwright.async_api import async_playwright
 
     log: list[tuple[str, str, float, str]] = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        until = time.perf_counter() + seconds
+        until = time.perf_counter() + ramp + seconds
+        step = ramp / max(1, len(users) - 1)
         await asyncio.gather(*(
-            _user(browser, url, name, password, until, random.Random(i), log)
+            _user(browser, url, name, password, until, random.Random(i), log, i * step)
             for i, (name, password) in enumerate(users.items())), return_exceptions=False)
         await browser.close()
     return log
@@ -101,7 +106,8 @@ def _quantile(values: list[float], q: float) -> float:
         if len(values) > 1 else values[0]
 
 
-def _table(log: list[tuple[str, str, float, str]], users: int, seconds: float) -> str:
+def _table(log: list[tuple[str, str, float, str]], users: int, seconds: float,
+           ramp: float) -> str:
     rows = ["| page | loads | errors | p50 s | p95 s | max s |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name in ["sign-in", *PAGES, "all pages"]:
         hits = [r for r in log if (r[1] == name if name != "all pages" else r[1] != "sign-in")]
@@ -113,7 +119,8 @@ def _table(log: list[tuple[str, str, float, str]], users: int, seconds: float) -
                  if ok else "- | - | -")
         rows.append(f"| {name} | {len(hits)} | {errors} | {stats} |")
     kinds = sorted({r[3] for r in log if r[3]})
-    return (f"{users} signed-in users for {seconds:.0f} s\n\n" + "\n".join(rows)
+    return (f"{users} signed-in users for {seconds:.0f} s (started over {ramp:.0f} s)\n\n"
+            + "\n".join(rows)
             + (f"\n\nerrors: {', '.join(kinds)}" if kinds else ""))
 
 
@@ -121,6 +128,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--ramp", type=float, default=0.0,
+                        help="start the users evenly over this many seconds (0: all at once)")
     args = parser.parse_args()
     assert Path(CHROMIUM).exists(), "Debian chromium missing: apt-get install -y chromium"
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,8 +140,8 @@ def main() -> None:
             accounts.add(name, password)
         with streamlit_server(base, Path(tmp) / "streamlit.log",
                               env={"GEX_AUTH": "password"}) as url:
-            log = asyncio.run(_run(url, users, args.seconds))
-    print(_table(log, args.users, args.seconds))
+            log = asyncio.run(_run(url, users, args.seconds, args.ramp))
+    print(_table(log, args.users, args.seconds, args.ramp))
 
 
 if __name__ == "__main__":
