@@ -264,7 +264,6 @@ def progress_text(run: RunInfo) -> str:
     return " · ".join(parts) or "starting..."
 
 
-@st.fragment(run_every=2)
 def start_job(ws: Workspace, job, then: str) -> str | None:
     """Queue a job from a form: its run id, or None after showing why it was refused (a
     limit, bad settings). `then` says where its result will appear."""
@@ -281,6 +280,7 @@ def start_job(ws: Workspace, job, then: str) -> str | None:
     return run_id
 
 
+@st.fragment(run_every=2)
 def job_panel(ws: Workspace, kind: str, detail=None, *, key: str = "") -> None:
     """Active runs of `kind` with a progress bar (and `detail(run)` under each); reruns the
     whole page once one of them finishes, so tables and pickers below catch up."""
