@@ -83,7 +83,7 @@ def _sign_in(page: Page, name: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def _click_until(button, shown, *, tries: int = 3) -> None:
+def _click_until(button, shown, *, tries: int = 4) -> None:
     """Click `button` until `shown` appears: on a loaded 2-core box Streamlit now and then
     drops a click that lands while the sidebar's run_every fragment is rerunning (the
     journeys' _click_until_rerun works around the same)."""
@@ -91,7 +91,7 @@ def _click_until(button, shown, *, tries: int = 3) -> None:
         if button.count():
             button.click()
         try:
-            expect(shown).to_be_visible(timeout=15_000)
+            expect(shown).to_be_visible(timeout=30_000)
             return
         except AssertionError:
             continue
@@ -105,8 +105,8 @@ def _sidebar(page: Page):
 def _open(browser, url: str) -> Page:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(60_000)
-    expect.set_options(timeout=60_000)
+    page.set_default_timeout(120_000)          # two test workers share two cores
+    expect.set_options(timeout=120_000)
     page.goto(url)
     return page
 
