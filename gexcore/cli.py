@@ -196,6 +196,26 @@ def _cmd_impute(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_target_arguments(parser: argparse.ArgumentParser, title: str, survival_help: str):
+    """--label, or --time/--event/--survival: what `gex evaluate` and `gex fit` predict."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--label", help="clinical column to classify")
+    group.add_argument("--time", help="survival time column")
+    group.add_argument("--event", help="survival event column (0/1, or e.g. 1:DECEASED)")
+    group.add_argument("--survival", action="store_true", help=survival_help)
+    return group
+
+
+def _survival_asked(args: argparse.Namespace) -> bool:
+    """Does the command ask for survival? If so, its named columns go to the reader, which
+    parses and checks them."""
+    if not (args.survival or args.time is not None or args.event is not None):
+        return False
+    args.time_column = args.time or args.time_column
+    args.event_column = args.event or args.event_column
+    return True
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gexcore import keys
     from gexcore.atomic import check_output_dir
@@ -203,14 +223,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gexcore.evaluate.config import EvalConfig
     from gexcore.evaluate.report import REPORT_OUTPUT
 
-    survival = args.survival or args.time is not None or args.event is not None
+    survival = _survival_asked(args)
     if sum([args.label is not None, survival, args.impute]) != 1:
         raise ValueError("choose one task: --label COLUMN, --time COLUMN --event COLUMN "
                          "(or --survival for the detected columns), or --impute.")
     check_output_dir(args.out, REPORT_OUTPUT)           # before reading and evaluating
-    if survival:                        # the reader parses and checks the named columns
-        args.time_column = args.time or args.time_column
-        args.event_column = args.event or args.event_column
     adata = read_from_args(args)
     if survival and keys.OBS_TIME not in adata.obs:
         raise ValueError(f"{args.expression.name}: no survival columns found; name them with "
@@ -235,14 +252,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from gexcore.models.encoder import Encoder
     from gexcore.tasks.predictor import PREDICTOR_OUTPUT, fit_predictor
 
-    survival = args.survival or args.time is not None or args.event is not None
+    survival = _survival_asked(args)
     if (args.label is not None) == survival:
         raise ValueError("choose one target: --label COLUMN, or --time COLUMN --event COLUMN "
                          "(or --survival for the detected columns).")
     check_output_dir(args.out, PREDICTOR_OUTPUT)        # before reading and fitting
-    if survival:                        # the reader parses and checks the named columns
-        args.time_column = args.time or args.time_column
-        args.event_column = args.event or args.event_column
     adata = read_from_args(args)
     encoder = Encoder.load(args.encoder) if args.encoder is not None else None
     model = fit_predictor(adata, "survival" if survival else "classification",
@@ -424,12 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "random-init baselines. Writes results.json, report.md and "
                                    "curves.html.")
     add_input_arguments(p)
-    task = p.add_argument_group("task (choose one)")
-    task.add_argument("--label", help="clinical column to classify")
-    task.add_argument("--time", help="survival time column")
-    task.add_argument("--event", help="survival event column (0/1, or e.g. 1:DECEASED)")
-    task.add_argument("--survival", action="store_true",
-                      help="survival on the detected time/event columns")
+    task = _add_target_arguments(p, "task (choose one)",
+                                 "survival on the detected time/event columns")
     task.add_argument("--impute", action="store_true",
                       help="restore held-out genes at 10-90%% missingness")
     p.add_argument("--missing", default=_FROM_CONFIG, choices=["cells", "genes"],
@@ -470,12 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "model folder (head, normaliser, encoder, training value "
                                    "ranges, risk-group cut-offs) for `gex predict`.")
     add_input_arguments(p)
-    target = p.add_argument_group("target (choose one)")
-    target.add_argument("--label", help="clinical column to classify")
-    target.add_argument("--time", help="survival time column")
-    target.add_argument("--event", help="survival event column (0/1, or e.g. 1:DECEASED)")
-    target.add_argument("--survival", action="store_true",
-                        help="Cox risk on the detected time/event columns")
+    _add_target_arguments(p, "target (choose one)", "Cox risk on the detected time/event columns")
     p.add_argument("--encoder", type=Path,
                    help="checkpoint folder written by `gex pretrain` (default: expression)")
     p.add_argument("--groups", default="median", choices=["median", "tertiles", "quartiles"],

@@ -39,31 +39,9 @@ def workspace_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory, workspace_dir):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-           "GEX_WORKSPACE": str(workspace_dir), "GEX_THREADS": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP),
-           "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start:\n{log.read_text()}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    _stop_workers(workspace_dir)
+    """The app server most journeys share (local mode, its own workspaces)."""
+    with streamlit_server(workspace_dir, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+        yield url
 
 
 @contextmanager
