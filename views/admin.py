@@ -56,7 +56,7 @@ if note := st.session_state.pop("admin_cancelled", None):
 st.subheader("Audit log")
 st.caption(f"Sign-ins, failed sign-ins, sign-outs, account changes, shares, revocations and "
            f"job submissions and cancellations, newest first, from "
-           f"`{esc(base / AUDIT_FILE)}` (one JSON object a line).")
+           f"{esc(base / AUDIT_FILE)} (one JSON object a line).")    # escapes show in code
 events = pd.DataFrame(audit.read(base, limit=2000))
 if events.empty:
     st.info("No events yet.")
